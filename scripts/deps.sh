@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building and testing wslua needs, from Debian's packages and,
+# for the test peers only, npm. Idempotent: installs only what is missing.
+# Usage: scripts/deps.sh [build|test]   (test also installs the interop peers)
+set -euo pipefail
+what=${1:-build}
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake pkg-config libuv1-dev liblua5.4-dev lua5.4
+      libssl-dev zlib1g-dev node-llhttp libhiredis-dev lua-busted lua-cjson)
+if [ "$what" = test ]; then
+  pkgs+=(python3-websockets chromium valgrind nodejs npm)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # nodejs/npm may come from elsewhere than Debian; a working command is enough.
+  case $p in
+    nodejs) command -v node >/dev/null && continue ;;
+    npm) command -v npm >/dev/null && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "wslua needs these packages; run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$what" = test ] && [ ! -d spec/interop/node_modules/ws ]; then
+  (cd spec/interop && npm install --no-audit --no-fund --silent)
+fi
