@@ -1,0 +1,248 @@
+/* RFC 6455 §5 frame codec: header collection across calls, the framing
+ * rules of §5.2-5.5, in-place unmasking a word at a time, header encoding. */
+#include "proto/frame.h"
+
+#include <string.h>
+
+enum { ST_HEADER, ST_PAYLOAD, ST_END, ST_ERROR };
+
+#define CLOSE_PROTOCOL 1002
+#define CLOSE_TOO_BIG 1009
+
+void wsl_frame_parser_init(wsl_frame_parser_t *p, wsl_role_t role) {
+  memset(p, 0, sizeof *p);
+  p->role = role;
+  p->state = ST_HEADER;
+  p->hdr_need = 2;
+}
+
+/* Enters the error state, which every later call reports again. */
+static size_t fail(wsl_frame_parser_t *p, wsl_frame_event_t *ev, int code,
+                   const char *reason, size_t used) {
+  p->state = ST_ERROR;
+  p->err_code = code;
+  p->err_reason = reason;
+  ev->kind = WSL_FRAME_ERROR;
+  ev->close_code = code;
+  ev->reason = reason;
+  return used;
+}
+
+/* The rules the first two bytes decide (§5.2, §5.4, §5.5); returns the
+ * broken rule, or NULL. All are protocol errors (1002). */
+static const char *check_start(const wsl_frame_parser_t *p, uint8_t b0,
+                               uint8_t b1) {
+  int op = b0 & 0x0F, rsv = b0 & 0x70, fin = b0 >> 7, masked = b1 >> 7;
+  if ((op > WSL_OP_BINARY && op < WSL_OP_CLOSE) || op > WSL_OP_PONG)
+    return "reserved opcode";
+  /* §5.1: a client masks every frame, a server none. */
+  if (p->role == WSL_ROLE_SERVER && !masked)
+    return "unmasked client frame";
+  if (p->role == WSL_ROLE_CLIENT && masked)
+    return "masked server frame";
+  if (rsv & ~(p->allowed_rsv & WSL_RSV1))
+    return "RSV bits without extension";
+  if (WSL_OP_IS_CONTROL(op)) {
+    /* RFC 7692 §6: RSV1 marks a compressed message, never a control frame. */
+    if (rsv)
+      return "RSV1 on a control frame";
+    if (!fin)
+      return "fragmented control frame";
+    if ((b1 & 0x7F) > WSL_FRAME_CONTROL_MAX)
+      return "control frame over 125 bytes";
+  } else if (op == WSL_OP_CONT) {
+    if (!p->in_message)
+      return "continuation without a message";
+    if (rsv)
+      return "RSV1 on a continuation frame";
+  } else if (p->in_message) {
+    return "new message inside a fragmented message";
+  }
+  return NULL;
+}
+
+/* Header size once the second byte is known: extended length and key. */
+static unsigned header_size(uint8_t b1) {
+  unsigned len7 = b1 & 0x7F;
+  return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+}
+
+/* Applies the length rules to a data frame and moves the message state on;
+ * returns the broken rule (a 1009), or NULL. */
+static const char *account_data(wsl_frame_parser_t *p, wsl_frame_header_t *h) {
+  int first = h->opcode != WSL_OP_CONT;
+  uint64_t before = first ? 0 : p->msg_bytes;
+  uint64_t total = before + h->length;
+  if (total < before)
+    total = UINT64_MAX;
+  if (p->max_frame && h->length > p->max_frame)
+    return "frame too big";
+  if (p->max_message && total > p->max_message)
+    return "message too big";
+  if (first) {
+    p->msg_opcode = h->opcode;
+    p->msg_compressed = (h->rsv & WSL_RSV1) != 0;
+  }
+  p->msg_bytes = total;
+  p->in_message = !h->fin;
+  h->message_opcode = p->msg_opcode;
+  h->first = first;
+  h->compressed = p->msg_compressed;
+  return NULL;
+}
+
+/* Decodes the complete header in p->hdr and reports it. */
+static size_t finish_header(wsl_frame_parser_t *p, wsl_frame_event_t *ev,
+                            size_t used) {
+  const uint8_t *b = p->hdr;
+  wsl_frame_header_t h;
+  unsigned at = 2;
+  memset(&h, 0, sizeof h);
+  h.fin = b[0] >> 7;
+  h.rsv = b[0] & 0x70;
+  h.opcode = b[0] & 0x0F;
+  h.masked = b[1] >> 7;
+  h.length = b[1] & 0x7F;
+  p->hdr_len = 0;
+  p->hdr_need = 2;
+  /* §5.2: "the minimal number of bytes MUST be used to encode the length",
+   * and the most significant bit of the 64-bit form MUST be 0. */
+  if (h.length == 126) {
+    h.length = (uint64_t)b[2] << 8 | b[3];
+    at = 4;
+    if (h.length < 126)
+      return fail(p, ev, CLOSE_PROTOCOL, "non-minimal length", used);
+  } else if (h.length == 127) {
+    h.length = 0;
+    for (at = 2; at < 10; at++)
+      h.length = h.length << 8 | b[at];
+    if (h.length >> 63)
+      return fail(p, ev, CLOSE_PROTOCOL, "64-bit length with the high bit set",
+                  used);
+    if (h.length <= 0xFFFF)
+      return fail(p, ev, CLOSE_PROTOCOL, "non-minimal length", used);
+  }
+  if (h.masked)
+    memcpy(h.mask, b + at, 4);
+  if (!WSL_OP_IS_CONTROL(h.opcode)) {
+    const char *reason = account_data(p, &h);
+    if (reason)
+      return fail(p, ev, CLOSE_TOO_BIG, reason, used);
+  }
+  p->cur = h;
+  p->pos = 0;
+  p->state = h.length ? ST_PAYLOAD : ST_END;
+  ev->kind = WSL_FRAME_HEADER;
+  ev->header = h;
+  return used;
+}
+
+/* Collects header bytes, which may come one call at a time. */
+static size_t parse_header(wsl_frame_parser_t *p, const uint8_t *buf,
+                           size_t len, wsl_frame_event_t *ev) {
+  size_t used = 0;
+  while (used < len) {
+    p->hdr[p->hdr_len++] = buf[used++];
+    if (p->hdr_len == 2) {
+      const char *reason = check_start(p, p->hdr[0], p->hdr[1]);
+      if (reason)
+        return fail(p, ev, CLOSE_PROTOCOL, reason, used);
+      p->hdr_need = header_size(p->hdr[1]);
+    }
+    if (p->hdr_len == p->hdr_need)
+      return finish_header(p, ev, used);
+  }
+  ev->kind = WSL_FRAME_NEED_MORE;
+  return used;
+}
+
+/* Hands out as much of the current payload as buf holds, unmasked. */
+static size_t parse_payload(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
+                            wsl_frame_event_t *ev) {
+  uint64_t left = p->cur.length - p->pos;
+  size_t n = left < len ? (size_t)left : len;
+  if (n == 0) {
+    ev->kind = WSL_FRAME_NEED_MORE;
+    return 0;
+  }
+  if (p->cur.masked)
+    wsl_frame_mask(buf, n, p->cur.mask, (size_t)(p->pos & 3));
+  p->pos += n;
+  if (p->pos == p->cur.length)
+    p->state = ST_END;
+  ev->kind = WSL_FRAME_PAYLOAD;
+  ev->header = p->cur;
+  ev->data = buf;
+  ev->len = n;
+  return n;
+}
+
+size_t wsl_frame_parse(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
+                       wsl_frame_event_t *ev) {
+  memset(ev, 0, sizeof *ev);
+  switch (p->state) {
+  case ST_ERROR:
+    return fail(p, ev, p->err_code, p->err_reason, 0);
+  case ST_END:
+    p->state = ST_HEADER;
+    ev->kind = WSL_FRAME_END;
+    ev->header = p->cur;
+    return 0;
+  case ST_PAYLOAD:
+    return parse_payload(p, buf, len, ev);
+  default:
+    return parse_header(p, buf, len, ev);
+  }
+}
+
+size_t wsl_frame_header_encode(uint8_t out[WSL_FRAME_HEADER_MAX], int fin,
+                               int rsv, int opcode, uint64_t length,
+                               const uint8_t *mask) {
+  size_t n;
+  uint8_t m = mask ? 0x80 : 0;
+  out[0] = (uint8_t)((fin ? 0x80 : 0) | (rsv & 0x70) | (opcode & 0x0F));
+  if (length < 126) {
+    out[1] = (uint8_t)(m | length);
+    n = 2;
+  } else if (length <= 0xFFFF) {
+    out[1] = m | 126;
+    out[2] = (uint8_t)(length >> 8);
+    out[3] = (uint8_t)length;
+    n = 4;
+  } else {
+    out[1] = m | 127;
+    for (n = 2; n < 10; n++)
+      out[n] = (uint8_t)(length >> (8 * (9 - n)));
+  }
+  if (mask) {
+    memcpy(out + n, mask, 4);
+    n += 4;
+  }
+  return n;
+}
+
+void wsl_frame_mask(uint8_t *data, size_t len, const uint8_t mask[4],
+                    size_t offset) {
+  size_t i = 0;
+  /* Bytes up to an 8-byte boundary, then whole words. memcpy keeps the word
+   * accesses free of aliasing and alignment assumptions; compilers turn it
+   * into plain loads and stores. */
+  while (i < len && ((uintptr_t)(data + i) & 7) != 0) {
+    data[i] ^= mask[(offset + i) & 3];
+    i++;
+  }
+  if (len - i >= 8) {
+    uint8_t key[8];
+    uint64_t k, w;
+    for (size_t j = 0; j < 8; j++)
+      key[j] = mask[(offset + i + j) & 3];
+    memcpy(&k, key, 8);
+    for (; len - i >= 8; i += 8) {
+      memcpy(&w, data + i, 8);
+      w ^= k;
+      memcpy(data + i, &w, 8);
+    }
+  }
+  for (; i < len; i++)
+    data[i] ^= mask[(offset + i) & 3];
+}
