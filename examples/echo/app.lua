@@ -1,0 +1,17 @@
+-- Ratchet's EchoServer: every text or binary message goes back as it came.
+--   wslua examples/echo/app.lua --listen 127.0.0.1:9001
+local wslua = require "wslua"
+
+local Echo = {}
+
+function Echo:on_data(client, msg)
+  local body = msg:read()
+  if body then
+    client:send(body, msg.binary and "binary" or "text")
+  end
+end
+
+local router = wslua.router()
+  :get("/", wslua.websocket(Echo, { max_message = 16 * 1024 * 1024 }))
+
+return wslua.host { listen = "127.0.0.1:9001", router }

@@ -1,0 +1,56 @@
+-- The command-line host's Lua half: load the app file, serve what it
+-- returns, stop on SIGINT/SIGTERM. main.c calls main(options).
+local core = require "wslua.core"
+local log = require "wslua.log"
+local Server = require "wslua.server"
+
+local app = {}
+
+-- Loads an app file; returns its hosts, or nil and the error (with file and
+-- line, as Lua reports it).
+function app.load(path)
+  local chunk, err = loadfile(path)
+  if not chunk then
+    return nil, err
+  end
+  local ok, result = xpcall(chunk, debug.traceback)
+  if not ok then
+    return nil, result
+  end
+  if result == nil then
+    return nil, path .. ": the app returned nothing (it must return wslua.host{...})"
+  end
+  return result
+end
+
+-- options: app (path), listen ("HOST:PORT" or nil). Returns the exit code.
+function app.main(options)
+  local hosts, err = app.load(options.app)
+  if not hosts then
+    log.error("cannot load %s: %s", options.app, err)
+    return 1
+  end
+  local ok, server = pcall(Server.start, hosts, { listen = options.listen })
+  if not ok then
+    log.error("%s", tostring(server))
+    return 1
+  end
+  local function shutdown(signum)
+    if server.stopping then
+      log.warn("second signal: exiting now")
+      core.stop()
+      return
+    end
+    log.info("signal %d: stopping", signum)
+    server:stop(function()
+      core.stop()
+    end)
+  end
+  core.signal("SIGINT", shutdown)
+  core.signal("SIGTERM", shutdown)
+  core.run()
+  log.info("stopped")
+  return 0
+end
+
+return app

@@ -1,0 +1,147 @@
+-- A WebSocket client as the scripts see it: the server's view of a peer
+-- (on_open, on_data, ...) and the result of wslua.connect alike. A handle:
+-- once the connection is gone, send and friends return nil, "closed".
+local scheduler = require "wslua.scheduler"
+local Message = require "wslua.message"
+
+local Client = {}
+Client.__index = Client
+
+function Client.new(conn, endpoint)
+  return setmetatable({
+    conn = conn,
+    id = conn:id(),
+    remote_addr = conn:remote_addr(),
+    endpoint = endpoint,
+    data = {},          -- session state, the script's
+    inbox = {},         -- whole or arriving messages for messages()/receive()
+    inbox_first = 1,
+    inbox_waiter = nil,
+    current = nil,      -- the message now arriving
+    closed = false,
+  }, Client)
+end
+
+local function payload_mode(mode)
+  if mode == nil or mode == "text" or mode == false then
+    return false
+  elseif mode == "binary" or mode == true then
+    return true
+  end
+  error("send mode must be \"text\" or \"binary\"", 3)
+end
+
+-- client:send(payload [, "binary"]) -> true | nil, "closed"
+function Client:send(payload, mode)
+  if type(payload) ~= "string" then
+    error("bad argument #1 to 'send' (string expected, got " .. type(payload) .. ")", 2)
+  end
+  return self.conn:send(payload, payload_mode(mode))
+end
+
+function Client:ping(payload)
+  return self.conn:ping(payload)
+end
+
+-- client:close([code [, reason]]): the closing handshake, 1000 by default.
+function Client:close(code, reason)
+  return self.conn:close(code, reason)
+end
+
+function Client:buffered()
+  return self.conn:buffered()
+end
+
+function Client:is_open()
+  return self.conn:is_open()
+end
+
+-- A new message starts or continues; returns it when it is new, so the
+-- caller can hand it to a handler.
+function Client:_data(piece, binary, first, last)
+  local msg = self.current
+  local fresh = false
+  if first or msg == nil then
+    msg = Message.new(binary)
+    self.current = msg
+    fresh = true
+  end
+  msg:_push(piece, last)
+  if last then
+    self.current = nil
+  end
+  return fresh and msg or nil
+end
+
+-- For messages()/receive(): queue the message and wake the reader.
+function Client:_deliver(msg)
+  self.inbox[#self.inbox + 1] = msg
+  local co = self.inbox_waiter
+  if co then
+    self.inbox_waiter = nil
+    scheduler.resume(co)
+  end
+end
+
+function Client:_closed(code, reason, err)
+  self.closed = true
+  self.close_code, self.close_reason, self.error = code, reason, err
+  if self.current then
+    self.current:_close()
+    self.current = nil
+  end
+  local co = self.inbox_waiter
+  if co then
+    self.inbox_waiter = nil
+    scheduler.resume(co)
+  end
+end
+
+-- The next message, waiting for it; nil, "closed" once the connection is
+-- gone and every message has been taken.
+function Client:next_message()
+  while true do
+    local msg = self.inbox[self.inbox_first]
+    if msg then
+      self.inbox[self.inbox_first] = nil
+      self.inbox_first = self.inbox_first + 1
+      return msg
+    end
+    if self.closed then
+      return nil, "closed"
+    end
+    if self.inbox_waiter then
+      error("another coroutine is already waiting for this client's messages", 2)
+    end
+    self.inbox_waiter = coroutine.running()
+    scheduler.wait()
+  end
+end
+
+-- for msg in client:messages() do ... end
+function Client:messages()
+  return function()
+    return self:next_message()
+  end
+end
+
+-- The next message's body and whether it is binary; nil, "closed" when
+-- the connection is gone.
+function Client:receive()
+  local msg, err = self:next_message()
+  if not msg then
+    return nil, err
+  end
+  local body, rerr = msg:read()
+  if body == nil then
+    return nil, rerr
+  end
+  return body, msg.binary
+end
+
+function Client:__tostring()
+  return string.format("wslua.Client %d (%s%s)", self.id, self.remote_addr or "?",
+    self.closed and ", closed" or "")
+end
+
+return Client

@@ -1,0 +1,263 @@
+-- A WebSocket endpoint: wslua.websocket(handler, options). The handler is a
+-- table of on_* functions (Aerys style) or one function(client, req) that
+-- reads client:messages() (amphp style). Lifecycle: on_start(endpoint),
+-- on_handshake(req, res), on_open(client, data), on_data(client, msg),
+-- on_close(client, code, reason), on_stop().
+local core = require "wslua.core"
+local log = require "wslua.log"
+local options = require "wslua.options"
+local owners = require "wslua.owners"
+local scheduler = require "wslua.scheduler"
+local Client = require "wslua.client"
+
+local Endpoint = {}
+Endpoint.__index = Endpoint
+
+local option_kinds = {
+  max_message = "positive",
+  max_frame = "positive",
+  idle_timeout = "number",
+  close_timeout = "number",
+  max_backpressure = "number",
+  protocols = "strings",
+  origins = "strings",
+  compression = "boolean|table",
+}
+
+local MiB = 1024 * 1024
+
+function Endpoint.new(handler, opts)
+  local ht = type(handler)
+  if ht ~= "table" and ht ~= "function" then
+    error("wslua.websocket: handler must be a table of on_* functions or a function", 3)
+  end
+  if ht == "table" then
+    for k, v in pairs(handler) do
+      if type(k) == "string" and k:match("^on_") and type(v) ~= "function" then
+        error("wslua.websocket: handler field '" .. k .. "' must be a function", 3)
+      end
+    end
+  end
+  opts = options.check("websocket options", opts or {}, option_kinds)
+  local self = setmetatable({
+    handler = handler,
+    options = opts,
+    ws_options = {
+      max_message = opts.max_message or MiB,
+      max_frame = opts.max_frame,
+      idle_timeout = opts.idle_timeout or 120,
+      close_timeout = opts.close_timeout or 3,
+      max_backpressure = opts.max_backpressure or MiB,
+    },
+    clients_by_id = {},
+    count = 0,
+    started = false,
+  }, Endpoint)
+  return self
+end
+
+function Endpoint:_call(name, ...)
+  local h = self.handler
+  if type(h) == "table" and h[name] then
+    return h[name](h, ...)
+  end
+end
+
+-- on_start runs once when the server starts; an error there stops the start.
+function Endpoint:_start()
+  if self.started then
+    return
+  end
+  self.started = true
+  local failure
+  scheduler.spawn(function()
+    self:_call("on_start", self)
+  end, function(trace)
+    failure = trace
+  end)
+  if failure then
+    error("on_start failed: " .. failure, 0)
+  end
+end
+
+-- on_stop runs while sends still work; then every client is closed (1001).
+function Endpoint:_stop()
+  if not self.started then
+    return
+  end
+  self.started = false
+  scheduler.spawn(function()
+    self:_call("on_stop")
+  end)
+  for _, client in pairs(self.clients_by_id) do
+    client:close(1001, "server shutting down")
+  end
+end
+
+-- endpoint:send(nil | id | {ids}, payload [, "binary"]): nil sends to every
+-- client; returns how many it was sent to.
+function Endpoint:send(target, payload, mode)
+  if type(payload) ~= "string" then
+    error("bad argument #2 to 'send' (string expected, got " .. type(payload) .. ")", 2)
+  end
+  local binary = mode == "binary" or mode == true
+  local conns = {}
+  if target == nil then
+    for _, c in pairs(self.clients_by_id) do
+      conns[#conns + 1] = c.conn
+    end
+  elseif type(target) == "number" then
+    local c = self.clients_by_id[target]
+    if not c then
+      return 0
+    end
+    conns[1] = c.conn
+  elseif type(target) == "table" then
+    for _, id in ipairs(target) do
+      local c = self.clients_by_id[id]
+      if c then
+        conns[#conns + 1] = c.conn
+      end
+    end
+  else
+    error("bad argument #1 to 'send' (nil, client id or list of ids expected)", 2)
+  end
+  return core.broadcast(conns, payload, binary)
+end
+
+function Endpoint:client(id)
+  return self.clients_by_id[id]
+end
+
+-- for id, client in endpoint:clients() do
+function Endpoint:clients()
+  return pairs(self.clients_by_id)
+end
+
+local function origin_allowed(self, origin)
+  local allowed = self.options.origins
+  if not allowed then
+    return true
+  end
+  for _, o in ipairs(allowed) do
+    if o == origin then
+      return true
+    end
+  end
+  return false
+end
+
+-- The server's choice among the client's offered subprotocols: the first
+-- offered one that the endpoint supports.
+local function choose_protocol(self, offered)
+  local supported = self.options.protocols
+  if not supported then
+    return nil
+  end
+  for _, p in ipairs(offered) do
+    for _, s in ipairs(supported) do
+      if p == s then
+        return p
+      end
+    end
+  end
+end
+
+-- Serves the upgrade request; runs inside the request's coroutine.
+function Endpoint:_serve(req, res)
+  if not req.websocket then
+    local status = req.websocket_status or 426
+    res.status = status
+    res:header("Content-Type", "text/plain; charset=utf-8")
+    if status == 426 then
+      res:header("Sec-WebSocket-Version", "13")
+    end
+    log.info("%s %s: handshake refused (%d): %s", req.remote_addr, req.path, status,
+      req.websocket_error or "not a WebSocket upgrade")
+    res:send((req.websocket_error or "this is a WebSocket endpoint") .. "\n")
+    return true
+  end
+  if not origin_allowed(self, req.headers.origin) then
+    log.info("%s %s: handshake refused (403): origin %s not allowed", req.remote_addr,
+      req.path, tostring(req.headers.origin))
+    res:fail(403, "origin not allowed")
+    return true
+  end
+  res.status = 101
+  res.protocol = choose_protocol(self, req.protocols)
+  local data
+  if type(self.handler) == "table" and self.handler.on_handshake then
+    data = self.handler:on_handshake(req, res)
+  end
+  if res.finished then
+    return true
+  end
+  if res.status ~= 101 then
+    log.info("%s %s: handshake refused by on_handshake (%d)", req.remote_addr, req.path,
+      res.status)
+    res:send("")
+    return true
+  end
+  if res.protocol ~= nil then
+    local offered = false
+    for _, p in ipairs(req.protocols) do
+      offered = offered or p == res.protocol
+    end
+    if not offered then
+      error("on_handshake chose subprotocol '" .. tostring(res.protocol)
+        .. "', which the client did not offer", 0)
+    end
+  end
+  local ok, err = req.conn:upgrade(req.websocket_key, res.protocol, res.headers,
+    self.ws_options)
+  res.finished = true
+  if not ok then
+    return true, err
+  end
+  self:_open(req, res.protocol, data)
+  return true
+end
+
+function Endpoint:_open(req, protocol, data)
+  local client = Client.new(req.conn, self)
+  client.protocol = protocol
+  client.path = req.path
+  owners.set(req.conn, client)
+  self.clients_by_id[client.id] = client
+  self.count = self.count + 1
+  local endpoint = self
+  local function fail(trace)
+    log.error("%s: handler failed, closing with 1011: %s", tostring(client), trace)
+    client:close(1011, "internal error")
+  end
+  -- Pieces of each message go to the message; a new message starts a
+  -- handler call of its own (or waits in the inbox for messages()).
+  function client._data(c, piece, binary, first, last)
+    local msg = Client._data(c, piece, binary, first, last)
+    if msg then
+      if type(endpoint.handler) == "function" then
+        c:_deliver(msg)
+      else
+        scheduler.spawn(endpoint._call, fail, endpoint, "on_data", c, msg)
+      end
+    end
+  end
+  function client._closed(c, code, reason, err)
+    Client._closed(c, code, reason, err)
+    endpoint.clients_by_id[c.id] = nil
+    endpoint.count = endpoint.count - 1
+    scheduler.spawn(endpoint._call, function(trace)
+      log.error("on_close failed: %s", trace)
+    end, endpoint, "on_close", c, code, reason)
+  end
+  if type(self.handler) == "function" then
+    scheduler.spawn(function()
+      self.handler(client, req)
+      client:close(1000)
+    end, fail)
+  else
+    scheduler.spawn(self._call, fail, self, "on_open", client, data)
+  end
+end
+
+return Endpoint

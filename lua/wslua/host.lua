@@ -1,0 +1,185 @@
+-- wslua.host{...}: what one server serves. Named options (listen, name,
+-- limits) and, in order, the handlers that try each request: routers,
+-- endpoints, wslua.root(dir), or plain function(req, res). Several hosts
+-- may share a listen address; the Host header picks by name, the first is
+-- the default.
+local core = require "wslua.core"
+local http = require "wslua.http"
+local log = require "wslua.log"
+local options = require "wslua.options"
+local owners = require "wslua.owners"
+local scheduler = require "wslua.scheduler"
+
+local Host = {}
+Host.__index = Host
+
+local option_kinds = {
+  listen = "string",
+  name = "string",
+  max_connections = "number",
+  handshake_timeout = "number",
+  keepalive_timeout = "number",
+  max_header_bytes = "positive",
+  max_headers = "positive",
+  max_url = "positive",
+  max_body = "number",
+  graceful_timeout = "number",
+}
+
+function Host.new(t)
+  if type(t) ~= "table" then
+    error("wslua.host expects a table", 3)
+  end
+  options.check("host options", t, option_kinds)
+  local handlers = {}
+  for i, h in ipairs(t) do
+    local ht = type(h)
+    if not (ht == "function" or (ht == "table" and h._serve)) then
+      error(string.format("wslua.host: entry %d must be a router, an endpoint, "
+        .. "wslua.root(dir) or a function, got %s", i, ht), 3)
+    end
+    handlers[i] = h
+  end
+  return setmetatable({
+    listen = t.listen or "127.0.0.1:8080",
+    name = t.name,
+    handlers = handlers,
+    options = t,
+  }, Host)
+end
+
+-- "host:port" or "[v6]:port" -> host, port
+function Host.parse_listen(s)
+  local h, p = s:match("^%[(.+)%]:(%d+)$")
+  if not h then
+    h, p = s:match("^([^:]+):(%d+)$")
+  end
+  if not h then
+    p = s:match("^:?(%d+)$")
+    h = p and "127.0.0.1"
+  end
+  if not h or tonumber(p) > 65535 then
+    return nil, "listen address must be HOST:PORT, got '" .. s .. "'"
+  end
+  if h == "localhost" then
+    h = "127.0.0.1"
+  end
+  return h, tonumber(p)
+end
+
+-- Every endpoint reachable from this host (for on_start/on_stop).
+function Host:endpoints()
+  local found, seen = {}, {}
+  local function visit(h)
+    if type(h) ~= "table" or seen[h] then
+      return
+    end
+    seen[h] = true
+    if h.clients_by_id then
+      found[#found + 1] = h
+    elseif h.routes then
+      for _, r in ipairs(h.routes) do
+        visit(r.handler)
+      end
+    end
+  end
+  for _, h in ipairs(self.handlers) do
+    visit(h)
+  end
+  return found
+end
+
+function Host:_serve(req, res)
+  for _, h in ipairs(self.handlers) do
+    if type(h) == "function" then
+      h(req, res)
+      return
+    end
+    if h:_serve(req, res) ~= false then
+      return
+    end
+  end
+  if req.allowed then
+    local allow = table.concat(req.allowed, ", ")
+    res.headers = {}
+    res:header("Allow", allow)
+    res:fail(405, "method not allowed")
+  else
+    res:fail(404, "not found")
+  end
+end
+
+-- A listener's request handler: picks the host, runs the handlers in a
+-- coroutine of their own, and makes sure the request gets an answer.
+local function dispatcher(hosts)
+  return function(conn, raw)
+    local req = http.request(conn, raw)
+    local res = http.response(conn, req)
+    owners.set(conn, res)
+    local host = hosts[1]
+    local name = req.headers.host and req.headers.host:gsub(":%d+$", ""):lower()
+    for _, h in ipairs(hosts) do
+      if h.name and h.name:lower() == name then
+        host = h
+        break
+      end
+    end
+    req.host = name
+    scheduler.spawn(function()
+      host:_serve(req, res)
+      if not res.finished then
+        res:finish()
+      end
+    end, function(trace)
+      log.error("%s %s %s: handler failed: %s", req.remote_addr, req.method, req.path,
+        trace)
+      if not res.head_sent and not res.finished then
+        res:fail(500, "internal server error")
+      elseif not res.finished then
+        conn:abort()
+      end
+    end)
+  end
+end
+
+-- Starts listeners for hosts (grouped by listen address); returns them.
+function Host.start(hosts)
+  local groups, order = {}, {}
+  for _, h in ipairs(hosts) do
+    if not groups[h.listen] then
+      groups[h.listen] = {}
+      order[#order + 1] = h.listen
+    end
+    table.insert(groups[h.listen], h)
+  end
+  local listeners = {}
+  for _, addr in ipairs(order) do
+    local group = groups[addr]
+    local host, port = Host.parse_listen(addr)
+    if not host then
+      error(port, 0)
+    end
+    local o = group[1].options
+    local server, err = core.listen({
+      host = host,
+      port = port,
+      max_connections = o.max_connections,
+      handshake_timeout = o.handshake_timeout,
+      keepalive_timeout = o.keepalive_timeout,
+      max_header_bytes = o.max_header_bytes,
+      max_headers = o.max_headers,
+      max_url = o.max_url,
+      max_body = o.max_body,
+    }, owners.handlers(dispatcher(group)))
+    if not server then
+      for _, l in ipairs(listeners) do
+        l.server:stop()
+      end
+      error(err, 0)
+    end
+    listeners[#listeners + 1] = { server = server, address = addr, hosts = group }
+  end
+  return listeners
+end
+
+return Host

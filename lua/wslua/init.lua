@@ -1,0 +1,69 @@
+-- require "wslua": the API apps are written against (see README.md).
+local core = require "wslua.core"
+local log = require "wslua.log"
+local scheduler = require "wslua.scheduler"
+local Endpoint = require "wslua.endpoint"
+local Host = require "wslua.host"
+local Root = require "wslua.static"
+local Router = require "wslua.router"
+
+local wslua = {
+  version = core.version,
+  log = log,
+  sleep = scheduler.sleep,
+  after = scheduler.after,
+  every = scheduler.every,
+  spawn = scheduler.spawn,
+  connect = require "wslua.connect",
+  tcp = require "wslua.tcp",
+}
+
+function wslua.router()
+  return Router.new()
+end
+
+function wslua.websocket(handler, options)
+  return Endpoint.new(handler, options)
+end
+
+function wslua.host(t)
+  return Host.new(t)
+end
+
+function wslua.root(dir)
+  return Root.new(dir)
+end
+
+-- Serves hosts in this process (as `wslua app.lua` does); returns the
+-- running server (:port(), :url(path), :stop(on_done)).
+function wslua.serve(hosts, overrides)
+  return require("wslua.server").start(hosts, overrides)
+end
+
+-- Runs fn(...) in a coroutine and the event loop until it returns (or
+-- timeout seconds pass: then it raises). For scripts and tests that drive
+-- wslua from outside a server.
+function wslua.run(fn, timeout)
+  timeout = timeout or 30
+  local done, ok, err = false, true, nil
+  scheduler.spawn(function()
+    fn()
+    done = true
+  end, function(trace)
+    done, ok, err = true, false, trace
+  end)
+  local deadline = core.now() + timeout
+  local guard = core.timer(timeout, 0, function() end)
+  while not done and core.now() < deadline do
+    core.run_once()
+  end
+  guard:stop()
+  if not ok then
+    error(err, 0)
+  end
+  if not done then
+    error("wslua.run: not done after " .. timeout .. "s", 0)
+  end
+end
+
+return wslua

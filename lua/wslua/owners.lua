@@ -1,0 +1,51 @@
+-- Who owns each connection on the Lua side: the object (a Client, a
+-- Response) whose _data and _closed methods get the connection's events.
+local owners = {}
+
+local by_conn = {}
+
+function owners.set(conn, owner)
+  by_conn[conn] = owner
+end
+
+function owners.get(conn)
+  return by_conn[conn]
+end
+
+-- Event handlers for core.listen/core.connect, with request added by the
+-- caller.
+function owners.handlers(request)
+  return {
+    request = request,
+    open = function(conn, protocol)
+      local owner = by_conn[conn]
+      if owner and owner._open then
+        owner:_open(protocol)
+      end
+    end,
+    data = function(conn, piece, binary, first, last)
+      local owner = by_conn[conn]
+      if owner and owner._data then
+        owner:_data(piece, binary, first, last)
+      end
+    end,
+    close = function(conn, code, reason, err)
+      local owner = by_conn[conn]
+      by_conn[conn] = nil
+      if owner and owner._closed then
+        owner:_closed(code, reason, err)
+      end
+    end,
+  }
+end
+
+-- How many connections are owned (for leak checks in the specs).
+function owners.count()
+  local n = 0
+  for _ in pairs(by_conn) do
+    n = n + 1
+  end
+  return n
+end
+
+return owners

@@ -1,0 +1,120 @@
+-- A running server: the hosts an app returned, listening. Starts the
+-- endpoints (on_start), and stops gracefully: no new connections, on_stop,
+-- every client closed with 1001, a bounded wait for their closes.
+local core = require "wslua.core"
+local log = require "wslua.log"
+local Host = require "wslua.host"
+
+local Server = {}
+Server.__index = Server
+
+-- hosts: a host or a list of hosts. overrides.listen replaces the first
+-- host's listen address (the --listen option).
+function Server.start(hosts, overrides)
+  if getmetatable(hosts) == Host then
+    hosts = { hosts }
+  end
+  if type(hosts) ~= "table" or #hosts == 0 then
+    error("the app must return wslua.host{...} or a list of hosts", 0)
+  end
+  for i, h in ipairs(hosts) do
+    if getmetatable(h) ~= Host then
+      error("the app's host " .. i .. " is not a wslua.host{...}", 0)
+    end
+  end
+  if overrides and overrides.listen then
+    local old = hosts[1].listen
+    for _, h in ipairs(hosts) do
+      if h.listen == old then
+        h.listen = overrides.listen
+      end
+    end
+  end
+  local self = setmetatable({ hosts = hosts, endpoints = {} }, Server)
+  local seen = {}
+  for _, h in ipairs(hosts) do
+    for _, e in ipairs(h:endpoints()) do
+      if not seen[e] then
+        seen[e] = true
+        self.endpoints[#self.endpoints + 1] = e
+      end
+    end
+  end
+  self.listeners = Host.start(hosts)
+  local ok, err = pcall(function()
+    for _, e in ipairs(self.endpoints) do
+      e:_start()
+    end
+  end)
+  if not ok then
+    for _, l in ipairs(self.listeners) do
+      l.server:stop()
+    end
+    error(err, 0)
+  end
+  for _, l in ipairs(self.listeners) do
+    log.info("listening on %s:%d", (Host.parse_listen(l.address)), l.server:port())
+  end
+  return self
+end
+
+-- The port of the first listener (useful with port 0).
+function Server:port(i)
+  return self.listeners[i or 1].server:port()
+end
+
+function Server:url(path, i)
+  local host = Host.parse_listen(self.listeners[i or 1].address)
+  if host:find(":", 1, true) then
+    host = "[" .. host .. "]"
+  end
+  return string.format("ws://%s:%d%s", host, self:port(i), path or "/")
+end
+
+function Server:connections()
+  local n = 0
+  for _, l in ipairs(self.listeners) do
+    n = n + l.server:connections()
+  end
+  return n
+end
+
+-- Graceful stop. on_done() runs when every connection is gone or the
+-- graceful timeout (10 s by default) has passed.
+function Server:stop(on_done)
+  if self.stopping then
+    return
+  end
+  self.stopping = true
+  local servers = {}
+  for _, l in ipairs(self.listeners) do
+    servers[#servers + 1] = l.server
+  end
+  for _, e in ipairs(self.endpoints) do
+    e:_stop()
+  end
+  for _, s in ipairs(servers) do
+    s:stop()
+  end
+  local timeout = self.hosts[1].options.graceful_timeout or 10
+  local started = core.now()
+  local poll
+  poll = core.timer(0.01, 0.05, function()
+    local open = 0
+    for _, s in ipairs(servers) do
+      open = open + s:connections()
+    end
+    if open == 0 or core.now() - started >= timeout then
+      poll:stop()
+      if open > 0 then
+        log.warn("graceful stop: %d connection(s) still open after %gs, leaving them",
+          open, timeout)
+      end
+      if on_done then
+        on_done()
+      end
+    end
+  end)
+end
+
+return Server

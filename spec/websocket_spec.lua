@@ -1,0 +1,221 @@
+-- The WebSocket endpoint API end to end: lifecycle, messages, sends,
+-- broadcast, errors, closes; wslua.connect as the peer.
+local wslua = require "wslua"
+local h = require "helpers"
+
+local function echo_host(handler, opts)
+  handler = handler or {
+    on_data = function(_, client, msg)
+      client:send(msg:read(), msg.binary and "binary" or "text")
+    end,
+  }
+  return wslua.host { wslua.router():get("/ws", wslua.websocket(handler, opts)) }
+end
+
+describe("a websocket endpoint", function()
+  it("echoes text and binary messages through wslua.connect", function()
+    local server = h.serve(echo_host())
+    h.run(function()
+      local c = assert(wslua.connect(server:url("/ws")))
+      assert.truthy(c:send("hello"))
+      assert.same({ "hello", false }, { c:receive() })
+      assert.truthy(c:send("\0\1\2\255", "binary"))
+      assert.same({ "\0\1\2\255", true }, { c:receive() })
+      assert.truthy(c:send(""))
+      assert.same({ "", false }, { c:receive() })
+      c:close()
+      h.stop(server)
+    end)
+  end)
+
+  it("runs the lifecycle in order with handshake data and close codes", function()
+    local events = {}
+    local done = false
+    local handler = {}
+    function handler:on_start(endpoint)
+      events[#events + 1] = "start"
+      self.endpoint = endpoint
+    end
+    function handler:on_handshake(req, res)
+      events[#events + 1] = "handshake " .. req.path
+      return "data-from-handshake"
+    end
+    function handler:on_open(client, data)
+      events[#events + 1] = "open " .. tostring(data)
+      assert.is_number(client.id)
+      assert.matches("^127%.0%.0%.1:%d+$", client.remote_addr)
+      client.data.seen = 0
+    end
+    function handler:on_data(client, msg)
+      client.data.seen = client.data.seen + 1
+      events[#events + 1] = "data " .. msg:read()
+    end
+    function handler:on_close(client, code, reason)
+      events[#events + 1] = string.format("close %d %s %d", code, reason, client.data.seen)
+      done = true
+    end
+    function handler:on_stop()
+      events[#events + 1] = "stop"
+    end
+    local server = h.serve(echo_host(handler))
+    h.run(function()
+      local c = assert(wslua.connect(server:url("/ws")))
+      c:send("one")
+      c:send("two")
+      c:close(4001, "bye")
+      assert.truthy(h.wait_for(function() return done end))
+      h.stop(server)
+    end)
+    assert.same({ "start", "handshake /ws", "open data-from-handshake", "data one",
+      "data two", "close 4001 bye 2", "stop" }, events)
+  end)
+
+  it("broadcasts to every client with endpoint:send(nil, ...)", function()
+    local handler = {}
+    function handler:on_start(e) self.endpoint = e end
+    function handler:on_data(client, msg)
+      self.endpoint:send(nil, "from " .. client.id .. ": " .. msg:read())
+    end
+    local server = h.serve(echo_host(handler))
+    h.run(function()
+      local a = assert(wslua.connect(server:url("/ws")))
+      local b = assert(wslua.connect(server:url("/ws")))
+      h.wait_for(function() return server:connections() == 2 end)
+      a:send("hi all")
+      local got_a = a:receive()
+      local got_b = b:receive()
+      assert.equal(got_a, got_b)
+      assert.matches("^from %d+: hi all$", got_a)
+      a:close(); b:close()
+      h.stop(server)
+    end)
+  end)
+
+  it("sends to one id or a list of ids", function()
+    local handler, ids = {}, {}
+    function handler:on_start(e) self.endpoint = e end
+    function handler:on_open(client) ids[#ids + 1] = client.id end
+    function handler:on_data(client, msg)
+      local body = msg:read()
+      if body == "to-first" then
+        assert.equal(1, self.endpoint:send(ids[1], "only you"))
+      else
+        assert.equal(2, self.endpoint:send({ ids[1], ids[2], 999999 }, "you two"))
+      end
+    end
+    local server = h.serve(echo_host(handler))
+    h.run(function()
+      local a = assert(wslua.connect(server:url("/ws")))
+      h.wait_for(function() return #ids == 1 end)
+      local b = assert(wslua.connect(server:url("/ws")))
+      h.wait_for(function() return #ids == 2 end)
+      b:send("to-first")
+      assert.equal("only you", a:receive())
+      b:send("to-both")
+      assert.equal("you two", a:receive())
+      assert.equal("you two", b:receive())
+      a:close(); b:close()
+      h.stop(server)
+    end)
+  end)
+
+  it("closes only the failing client with 1011 when a handler raises", function()
+    local handler = {}
+    function handler:on_data(client, msg)
+      local body = msg:read()
+      if body == "boom" then
+        error("handler exploded")
+      end
+      client:send(body)
+    end
+    local server = h.serve(echo_host(handler))
+    h.run(function()
+      local bad = assert(wslua.connect(server:url("/ws")))
+      local good = assert(wslua.connect(server:url("/ws")))
+      bad:send("boom")
+      assert.same({ nil, "closed" }, { bad:receive() })
+      assert.equal(1011, bad.close_code)
+      good:send("still here")
+      assert.equal("still here", good:receive())
+      good:close()
+      h.stop(server)
+    end)
+  end)
+
+  it("streams a fragmented message with msg:chunks()", function()
+    local handler = {}
+    function handler:on_data(client, msg)
+      local pieces = {}
+      for chunk in msg:chunks() do
+        pieces[#pieces + 1] = chunk
+      end
+      client:send(#pieces .. ":" .. table.concat(pieces))
+    end
+    local server = h.serve(echo_host(handler))
+    h.run(function()
+      local s = h.tcp(server)
+      s:write(h.handshake("/ws"))
+      local head = h.read_head(s)
+      assert.matches("^HTTP/1.1 101", head)
+      s:write(h.frame(1, "ab", false))
+      wslua.sleep(0.05)
+      s:write(h.frame(0, "cd", false))
+      wslua.sleep(0.05)
+      s:write(h.frame(0, "ef", true))
+      local buf = ""
+      local op, payload
+      repeat
+        buf = buf .. assert(s:read(5))
+        op, payload = h.parse_frame(buf)
+      until op
+      assert.equal(1, op)
+      assert.equal("3:abcdef", payload)
+      s:close()
+      h.stop(server)
+    end)
+  end)
+
+  it("gives send after close nil, \"closed\" and resumes a waiting read", function()
+    local result = {}
+    local handler = {}
+    function handler:on_data(client, msg)
+      local body, err = msg:read() -- the client vanishes mid-message
+      result.read = { body, err }
+      result.send = { client:send("late") }
+    end
+    local server = h.serve(echo_host(handler))
+    h.run(function()
+      local s = h.tcp(server)
+      s:write(h.handshake("/ws"))
+      h.read_head(s)
+      s:write(h.frame(1, "part", false))
+      wslua.sleep(0.05)
+      s:close()
+      assert.truthy(h.wait_for(function() return result.send ~= nil end))
+      h.stop(server)
+    end)
+    assert.same({ nil, "closed" }, result.read)
+    assert.same({ nil, "closed" }, result.send)
+  end)
+
+  it("serves the one-function form with client:messages()", function()
+    local server = h.serve(wslua.host { wslua.websocket(function(client, req)
+      for msg in client:messages() do
+        local body = msg:read()
+        if body == "quit" then
+          return
+        end
+        client:send(req.path .. " " .. body)
+      end
+    end) })
+    h.run(function()
+      local c = assert(wslua.connect(server:url("/any")))
+      c:send("x")
+      assert.equal("/any x", c:receive())
+      c:send("quit")
+      assert.same({ nil, "closed" }, { c:receive() })
+      assert.equal(1000, c.close_code)
+      h.stop(server)
+    end)
+  end)
+end)

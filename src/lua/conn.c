@@ -1,0 +1,508 @@
+/* wslua.Conn: the scripts' handle on a connection, accepted or dialled.
+ * Events become calls of the handler table's functions (request, open,
+ * data, close); methods answer HTTP requests, upgrade, send and close. A
+ * handle outlives its connection: once the connection is gone, methods
+ * return nil, "closed". */
+#include "lua/conn.h"
+
+#include <string.h>
+
+#include "net/connect.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+
+#define CONN_MT "wslua.Conn"
+
+typedef struct {
+  wsl_conn_t *conn; /* NULL once the connection is gone */
+  int self_ref;     /* anchors the userdata while the connection lives */
+  lua_Integer id;
+} lconn_t;
+
+static lua_Integer next_id = 1;
+
+static lconn_t *check_conn(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, CONN_MT);
+}
+
+void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
+  handlers_idx = lua_absindex(L, handlers_idx);
+  lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 1);
+  lc->conn = c;
+  lc->id = next_id++;
+  luaL_setmetatable(L, CONN_MT);
+  lua_pushvalue(L, handlers_idx);
+  lua_setiuservalue(L, -2, 1);
+  lc->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  wsl_conn_set_data(c, lc);
+}
+
+/* Pushes the handler named event and the handle; returns 0 if there is no
+ * such handler (nothing pushed). */
+static int push_handler(lua_State *L, lconn_t *lc, const char *event) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+  lua_getiuservalue(L, -1, 1);
+  if (lua_getfield(L, -1, event) != LUA_TFUNCTION) {
+    lua_pop(L, 3);
+    return 0;
+  }
+  lua_replace(L, -2); /* function, handle */
+  lua_insert(L, -2);
+  return 1;
+}
+
+/* --- events ------------------------------------------------------------- */
+
+static void push_headers(lua_State *L, const wsl_http_request_t *r) {
+  lua_createtable(L, 0, (int)r->nheaders);
+  for (size_t i = 0; i < r->nheaders; i++) {
+    const wsl_http_header_t *h = &r->headers[i];
+    char name[256];
+    size_t n = h->name_len < sizeof name ? h->name_len : sizeof name - 1;
+    for (size_t j = 0; j < n; j++) {
+      char ch = h->name[j];
+      name[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    lua_pushlstring(L, name, n);
+    /* Repeated headers are joined with ", " (RFC 9110 §5.3). */
+    if (lua_rawget(L, -2) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, h->value, h->value_len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, h->value, h->value_len);
+    }
+    lua_pushlstring(L, name, n);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+  }
+}
+
+/* The request as a table: method, path, query, url, version, headers
+ * (lower-case names), body, keep_alive; for WebSocket upgrades also
+ * websocket (true when valid), websocket_status and websocket_error
+ * (why it is not), key, protocols (offered subprotocols). */
+static void push_request(lua_State *L, const wsl_http_request_t *r) {
+  lua_createtable(L, 0, 16);
+  lua_pushstring(L, r->method);
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, r->url, r->url_len);
+  lua_setfield(L, -2, "url");
+  lua_pushlstring(L, r->path, r->path_len);
+  lua_setfield(L, -2, "path");
+  lua_pushlstring(L, r->query, r->query_len);
+  lua_setfield(L, -2, "query");
+  lua_pushfstring(L, "%d.%d", r->version_major, r->version_minor);
+  lua_setfield(L, -2, "version");
+  lua_pushlstring(L, r->body ? r->body : "", r->body_len);
+  lua_setfield(L, -2, "_body");
+  lua_pushboolean(L, r->keep_alive);
+  lua_setfield(L, -2, "keep_alive");
+  push_headers(L, r);
+  lua_setfield(L, -2, "headers");
+  if (wsl_http_header(r, "upgrade") == NULL &&
+      wsl_http_header(r, "sec-websocket-key") == NULL)
+    return;
+  const char *why = NULL;
+  int status = wsl_handshake_check(r, &why);
+  lua_pushboolean(L, status == 0);
+  lua_setfield(L, -2, "websocket");
+  if (status != 0) {
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "websocket_status");
+    lua_pushstring(L, why);
+    lua_setfield(L, -2, "websocket_error");
+    return;
+  }
+  const wsl_http_header_t *key = wsl_http_header(r, "sec-websocket-key");
+  lua_pushlstring(L, key->value, key->value_len);
+  lua_setfield(L, -2, "websocket_key");
+  wsl_token_t tokens[32];
+  size_t n = wsl_http_header_tokens(r, "sec-websocket-protocol", tokens, 32);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushlstring(L, tokens[i].s, tokens[i].len);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "protocols");
+}
+
+static void on_request(wsl_conn_t *c, const wsl_http_request_t *req) {
+  lua_State *L = wsl_vm()->L;
+  lconn_t *lc = wsl_conn_data(c);
+  if (lc == NULL) {
+    /* An accepted connection gets its handle with its first request; the
+     * listener's handler table is its owner pointer (a registry ref). */
+    const int *handlers_ref = wsl_conn_config(c)->owner;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *handlers_ref);
+    wsl_lua_conn_attach(L, c, -1);
+    lua_pop(L, 1);
+    lc = wsl_conn_data(c);
+  }
+  if (!push_handler(L, lc, "request")) {
+    wsl_conn_abort(c, 0);
+    return;
+  }
+  push_request(L, req);
+  wsl_vm_call(L, 2, "request handler");
+}
+
+static void on_open(wsl_conn_t *c, const wsl_http_request_t *resp) {
+  lua_State *L = wsl_vm()->L;
+  lconn_t *lc = wsl_conn_data(c);
+  if (!push_handler(L, lc, "open"))
+    return;
+  const wsl_http_header_t *p = wsl_http_header(resp, "sec-websocket-protocol");
+  if (p)
+    lua_pushlstring(L, p->value, p->value_len);
+  else
+    lua_pushnil(L);
+  wsl_vm_call(L, 2, "open handler");
+}
+
+static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
+                    int first, int last) {
+  lua_State *L = wsl_vm()->L;
+  lconn_t *lc = wsl_conn_data(c);
+  if (!push_handler(L, lc, "data"))
+    return;
+  lua_pushlstring(L, data ? data : "", len);
+  lua_pushboolean(L, opcode == WSL_OP_BINARY);
+  lua_pushboolean(L, first);
+  lua_pushboolean(L, last);
+  wsl_vm_call(L, 5, "data handler");
+}
+
+static void on_close(wsl_conn_t *c, int code, const char *reason,
+                     size_t reason_len, const char *error) {
+  lua_State *L = wsl_vm()->L;
+  lconn_t *lc = wsl_conn_data(c);
+  if (lc == NULL)
+    return;
+  lc->conn = NULL;
+  if (push_handler(L, lc, "close")) {
+    lua_pushinteger(L, code);
+    lua_pushlstring(L, reason, reason_len);
+    if (error)
+      lua_pushstring(L, error);
+    else
+      lua_pushnil(L);
+    wsl_vm_call(L, 4, "close handler");
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, lc->self_ref);
+  lc->self_ref = LUA_NOREF;
+}
+
+const wsl_conn_handler_t wsl_lua_conn_handler = {
+    .on_request = on_request,
+    .on_open = on_open,
+    .on_data = on_data,
+    .on_close = on_close,
+};
+
+/* --- methods ------------------------------------------------------------ */
+
+/* Returns the live connection, or NULL after pushing nil, "closed". */
+static wsl_conn_t *live(lua_State *L, lconn_t *lc) {
+  if (lc->conn && wsl_conn_state(lc->conn) != WSL_CONN_CLOSED)
+    return lc->conn;
+  lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  return NULL;
+}
+
+static int result(lua_State *L, int r) {
+  if (r == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, r == UV_ENOBUFS ? "send buffer full" : "closed");
+  return 2;
+}
+
+/* conn:send(data [, binary]) */
+static int conn_send(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int binary = lua_toboolean(L, 3);
+  wsl_conn_t *c = live(L, lc);
+  if (c == NULL)
+    return 2;
+  return result(L, wsl_conn_send(c, binary ? WSL_OP_BINARY : WSL_OP_TEXT,
+                                 data, len));
+}
+
+static int conn_ping(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  size_t len = 0;
+  const char *data = luaL_optlstring(L, 2, "", &len);
+  luaL_argcheck(L, len <= 125, 2, "ping payload over 125 bytes");
+  wsl_conn_t *c = live(L, lc);
+  if (c == NULL)
+    return 2;
+  return result(L, wsl_conn_ping(c, data, len));
+}
+
+/* conn:close([code [, reason]]): the closing handshake, or for a connection
+ * still in HTTP, closing it. */
+static int conn_close(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  lua_Integer code = luaL_optinteger(L, 2, 1000);
+  size_t len = 0;
+  const char *reason = luaL_optlstring(L, 3, "", &len);
+  luaL_argcheck(L, code == 1000 || (code >= 3000 && code <= 4999) ||
+                       (code >= 1001 && code <= 1014 && code != 1004 &&
+                        code != 1005 && code != 1006),
+                2, "not a close code an endpoint may send");
+  luaL_argcheck(L, len <= 123, 3, "close reason over 123 bytes");
+  wsl_conn_t *c = live(L, lc);
+  if (c == NULL)
+    return 2;
+  if (wsl_conn_state(c) == WSL_CONN_OPEN)
+    return result(L, wsl_conn_close(c, (int)code, reason, len));
+  wsl_conn_abort(c, 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int conn_abort(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  if (lc->conn)
+    wsl_conn_abort(lc->conn, lua_toboolean(L, 2));
+  return 0;
+}
+
+/* conn:write_head(status, headers): headers an array of {name, value}. */
+static int conn_write_head(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  int status = (int)luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  wsl_conn_t *c = live(L, lc);
+  if (c == NULL)
+    return 2;
+  wsl_buf_t out = WSL_BUF_INIT;
+  wsl_http_response_begin(&out, status);
+  lua_Integer n = luaL_len(L, 3);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    size_t nlen, vlen;
+    const char *name = lua_tolstring(L, -2, &nlen);
+    const char *value = lua_tolstring(L, -1, &vlen);
+    if (name == NULL || value == NULL ||
+        wsl_http_response_header(&out, name, nlen, value, vlen) != 0) {
+      wsl_buf_free(&out);
+      return luaL_error(L, "invalid response header %s",
+                        name ? name : "(not a string)");
+    }
+    lua_pop(L, 3);
+  }
+  wsl_http_response_end(&out);
+  int r = wsl_conn_write(c, out.data, out.len);
+  wsl_buf_free(&out);
+  return result(L, r);
+}
+
+static int conn_write(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  wsl_conn_t *c = live(L, lc);
+  if (c == NULL)
+    return 2;
+  return result(L, wsl_conn_write(c, data, len));
+}
+
+static int conn_finish(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  int keep_alive = lua_toboolean(L, 2);
+  wsl_conn_t *c = live(L, lc);
+  if (c == NULL)
+    return 2;
+  return result(L, wsl_conn_http_finish(c, keep_alive));
+}
+
+static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o) {
+  wsl_ws_options_default(o);
+  if (lua_isnoneornil(L, idx))
+    return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  o->max_message =
+      (uint64_t)wsl_lua_optfield(L, idx, "max_message", (lua_Number)o->max_message);
+  o->max_frame = (uint64_t)wsl_lua_optfield(L, idx, "max_frame", 0);
+  o->idle_timeout_ms = (uint64_t)(
+      wsl_lua_optfield(L, idx, "idle_timeout", o->idle_timeout_ms / 1000.0) *
+      1000);
+  o->close_timeout_ms = (uint64_t)(
+      wsl_lua_optfield(L, idx, "close_timeout", o->close_timeout_ms / 1000.0) *
+      1000);
+  o->max_backpressure = (size_t)wsl_lua_optfield(
+      L, idx, "max_backpressure", (lua_Number)o->max_backpressure);
+}
+
+/* conn:upgrade(key, protocol|nil, headers|nil, options|nil): the 101
+ * response, then the WebSocket session. */
+static int conn_upgrade(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  size_t key_len;
+  const char *key = luaL_checklstring(L, 2, &key_len);
+  const char *protocol = luaL_optstring(L, 3, NULL);
+  wsl_ws_options_t options;
+  read_ws_options(L, 5, &options);
+  wsl_conn_t *c = live(L, lc);
+  if (c == NULL)
+    return 2;
+  char accept[WSL_ACCEPT_LEN + 1];
+  wsl_handshake_accept(key, key_len, accept);
+  wsl_buf_t out = WSL_BUF_INIT;
+  wsl_handshake_response(&out, accept, protocol, NULL);
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 4);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, 4, i);
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      size_t nlen, vlen;
+      const char *name = lua_tolstring(L, -2, &nlen);
+      const char *value = lua_tolstring(L, -1, &vlen);
+      if (name == NULL || value == NULL ||
+          wsl_http_response_header(&out, name, nlen, value, vlen) != 0) {
+        wsl_buf_free(&out);
+        return luaL_error(L, "invalid response header %s",
+                          name ? name : "(not a string)");
+      }
+      lua_pop(L, 3);
+    }
+  }
+  wsl_http_response_end(&out);
+  int r = wsl_conn_upgrade(c, out.data, out.len, &options);
+  wsl_buf_free(&out);
+  return result(L, r);
+}
+
+static int conn_remote_addr(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  if (lc->conn == NULL)
+    return 0;
+  lua_pushstring(L, wsl_conn_remote_addr(lc->conn));
+  return 1;
+}
+
+static int conn_buffered(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  lua_pushinteger(L, lc->conn ? (lua_Integer)wsl_conn_buffered(lc->conn) : 0);
+  return 1;
+}
+
+static int conn_id(lua_State *L) {
+  lua_pushinteger(L, check_conn(L, 1)->id);
+  return 1;
+}
+
+static int conn_is_open(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  lua_pushboolean(L, lc->conn && wsl_conn_state(lc->conn) == WSL_CONN_OPEN);
+  return 1;
+}
+
+static int conn_tostring(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  if (lc->conn)
+    lua_pushfstring(L, "wslua.Conn %I (%s)", lc->id,
+                    wsl_conn_remote_addr(lc->conn));
+  else
+    lua_pushfstring(L, "wslua.Conn %I (closed)", lc->id);
+  return 1;
+}
+
+/* core.broadcast(conns, data [, binary]): one frame, built once, written to
+ * every open connection of the array; returns how many it was queued for. */
+static int core_broadcast(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int binary = lua_toboolean(L, 3);
+  wsl_shared_frame_t *f =
+      wsl_shared_frame_new(binary ? WSL_OP_BINARY : WSL_OP_TEXT, data, len);
+  if (f == NULL)
+    return luaL_error(L, "out of memory");
+  lua_Integer sent = 0, n = luaL_len(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    lconn_t *lc = luaL_testudata(L, -1, CONN_MT);
+    if (lc && lc->conn && wsl_conn_send_shared(lc->conn, f) == 0)
+      sent++;
+    lua_pop(L, 1);
+  }
+  wsl_shared_frame_release(f);
+  lua_pushinteger(L, sent);
+  return 1;
+}
+
+/* core.connect(opts, handlers): opts host, port, path, host_header,
+ * protocols, headers (raw "Name: value\r\n" lines), handshake_timeout and
+ * the WebSocket options. */
+static int core_connect(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  wsl_dial_t dial = {0};
+  lua_getfield(L, 1, "host");
+  dial.host = luaL_checkstring(L, -1);
+  lua_getfield(L, 1, "port");
+  dial.port = (int)luaL_checkinteger(L, -1);
+  lua_getfield(L, 1, "path");
+  dial.path = luaL_optstring(L, -1, "/");
+  lua_getfield(L, 1, "host_header");
+  dial.host_header = luaL_optstring(L, -1, dial.host);
+  lua_getfield(L, 1, "protocols");
+  dial.protocols = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 1, "headers");
+  dial.extra_headers = luaL_optstring(L, -1, NULL);
+  dial.handshake_timeout_ms =
+      (uint64_t)(wsl_lua_optfield(L, 1, "handshake_timeout", 10) * 1000);
+  wsl_ws_options_t options;
+  read_ws_options(L, 1, &options);
+  wsl_conn_t *c = wsl_connect(wsl_vm()->loop, &dial, &options,
+                              &wsl_lua_conn_handler, NULL);
+  if (c == NULL)
+    return luaL_error(L, "out of memory");
+  wsl_lua_conn_attach(L, c, 2);
+  lconn_t *lc = wsl_conn_data(c);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+  return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+    {"send", conn_send},
+    {"ping", conn_ping},
+    {"close", conn_close},
+    {"abort", conn_abort},
+    {"write_head", conn_write_head},
+    {"write", conn_write},
+    {"finish", conn_finish},
+    {"upgrade", conn_upgrade},
+    {"remote_addr", conn_remote_addr},
+    {"buffered", conn_buffered},
+    {"id", conn_id},
+    {"is_open", conn_is_open},
+    {NULL, NULL},
+};
+
+void wsl_lua_open_conn(lua_State *L) {
+  if (luaL_newmetatable(L, CONN_MT)) {
+    luaL_newlib(L, conn_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, conn_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, core_broadcast);
+  lua_setfield(L, -2, "broadcast");
+  lua_pushcfunction(L, core_connect);
+  lua_setfield(L, -2, "connect");
+}

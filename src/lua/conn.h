@@ -1,0 +1,15 @@
+/* wslua.Conn: the scripts' handle on a connection (see conn.c). */
+#ifndef WSL_LUA_CONN_H
+#define WSL_LUA_CONN_H
+
+#include "lua/runtime.h"
+#include "net/conn.h"
+
+/* Events of every connection the Lua layer owns, accepted or dialled. */
+extern const wsl_conn_handler_t wsl_lua_conn_handler;
+
+/* Makes the handle of a connection, with the handler table at idx (fields
+ * request, open, data, close), anchored until the connection is gone. */
+void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx);
+
+#endif

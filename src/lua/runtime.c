@@ -1,0 +1,160 @@
+/* The VM's loop and protected calls; the loop and log functions of the core
+ * module: run, run_once, stop, now, log, set_log_level, signal. */
+#include "lua/runtime.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "net/log.h"
+
+static _Thread_local wsl_vm_t *current_vm;
+static _Thread_local wsl_vm_t vm_storage;
+
+wsl_vm_t *wsl_vm(void) {
+  return current_vm;
+}
+
+void wsl_vm_init(lua_State *L, uv_loop_t *loop) {
+  /* A peer that vanished must give EPIPE, not kill the process. */
+  signal(SIGPIPE, SIG_IGN);
+  vm_storage.L = L;
+  vm_storage.loop = loop;
+  current_vm = &vm_storage;
+}
+
+static int traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL)
+    msg = luaL_tolstring(L, 1, NULL);
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int wsl_vm_call(lua_State *L, int nargs, const char *what) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  int r = lua_pcall(L, nargs, 0, base);
+  if (r != LUA_OK) {
+    wsl_log(WSL_LOG_ERROR, "%s: %s", what, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_remove(L, base);
+  return r;
+}
+
+int wsl_lua_fail(lua_State *L, const char *message, int code) {
+  lua_pushnil(L);
+  lua_pushstring(L, message);
+  lua_pushinteger(L, code);
+  return 3;
+}
+
+lua_Number wsl_lua_optfield(lua_State *L, int idx, const char *name,
+                            lua_Number def) {
+  lua_Number v = def;
+  if (lua_getfield(L, idx, name) != LUA_TNIL) {
+    int ok;
+    v = lua_tonumberx(L, -1, &ok);
+    if (!ok || v < 0)
+      luaL_error(L, "option '%s' must be a non-negative number", name);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int core_run(lua_State *L) {
+  (void)L;
+  uv_run(wsl_vm()->loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+/* Runs one turn of the loop, waiting for an event; returns whether anything
+ * is still active. */
+static int core_run_once(lua_State *L) {
+  lua_pushboolean(L, uv_run(wsl_vm()->loop, UV_RUN_ONCE));
+  return 1;
+}
+
+static int core_stop(lua_State *L) {
+  (void)L;
+  uv_stop(wsl_vm()->loop);
+  return 0;
+}
+
+/* Seconds, from the loop's clock (cached at the start of the turn). */
+static int core_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_now(wsl_vm()->loop) / 1000.0);
+  return 1;
+}
+
+static int core_log(lua_State *L) {
+  static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+  int level = luaL_checkoption(L, 1, NULL, levels);
+  const char *msg = luaL_checkstring(L, 2);
+  wsl_log((wsl_log_level_t)level, "%s", msg);
+  return 0;
+}
+
+static int core_set_log_level(lua_State *L) {
+  int level = wsl_log_parse_level(luaL_checkstring(L, 1));
+  if (level < 0)
+    return luaL_argerror(L, 1, "expected error, warn, info or debug");
+  wsl_log_set_level((wsl_log_level_t)level);
+  return 0;
+}
+
+static int core_log_level(lua_State *L) {
+  lua_pushstring(L, wsl_log_level_name(wsl_log_get_level()));
+  return 1;
+}
+
+/* --- signals ------------------------------------------------------------ */
+
+typedef struct {
+  uv_signal_t handle;
+  int fn_ref;
+} lsignal_t;
+
+static void on_signal(uv_signal_t *h, int signum) {
+  lsignal_t *s = h->data;
+  lua_State *L = wsl_vm()->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
+  lua_pushinteger(L, signum);
+  wsl_vm_call(L, 1, "signal handler");
+}
+
+/* core.signal(name, fn): fn(signum) on each delivery, for the VM's life. The
+ * handle is unreferenced so that it alone does not keep the loop running. */
+static int core_signal(lua_State *L) {
+  static const char *const names[] = {"SIGINT", "SIGTERM", "SIGHUP", NULL};
+  static const int numbers[] = {SIGINT, SIGTERM, SIGHUP};
+  int which = luaL_checkoption(L, 1, NULL, names);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lsignal_t *s = lua_newuserdatauv(L, sizeof *s, 0);
+  lua_pushvalue(L, 2);
+  s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  luaL_ref(L, LUA_REGISTRYINDEX); /* anchored for the VM's life */
+  uv_signal_init(wsl_vm()->loop, &s->handle);
+  s->handle.data = s;
+  uv_signal_start(&s->handle, on_signal, numbers[which]);
+  uv_unref((uv_handle_t *)&s->handle);
+  return 1;
+}
+
+static const luaL_Reg runtime_funcs[] = {
+    {"run", core_run},
+    {"run_once", core_run_once},
+    {"stop", core_stop},
+    {"now", core_now},
+    {"log", core_log},
+    {"set_log_level", core_set_log_level},
+    {"log_level", core_log_level},
+    {"signal", core_signal},
+    {NULL, NULL},
+};
+
+void wsl_lua_open_runtime(lua_State *L) {
+  luaL_setfuncs(L, runtime_funcs, 0);
+}

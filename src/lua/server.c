@@ -1,0 +1,104 @@
+/* wslua.Server: core.listen(opts, handlers) accepts connections whose events
+ * go to the handler table (request, data, close: see conn.c). */
+#include "lua/conn.h"
+
+#include "net/server.h"
+
+#define SERVER_MT "wslua.Server"
+
+typedef struct {
+  wsl_server_t *server; /* NULL once stopped */
+  int handlers_ref;     /* the conn config's owner points here */
+} lserver_t;
+
+static lserver_t *check_server(lua_State *L) {
+  return luaL_checkudata(L, 1, SERVER_MT);
+}
+
+/* core.listen{host, port, max_connections, handshake_timeout,
+ * keepalive_timeout, max_header_bytes, max_headers, max_url, max_body} */
+static int core_listen(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 1, "host");
+  const char *host = luaL_optstring(L, -1, "127.0.0.1");
+  int port = (int)wsl_lua_optfield(L, 1, "port", 0);
+  wsl_conn_config_t config = {.handler = &wsl_lua_conn_handler};
+  wsl_http_limits_default(&config.http_limits);
+  wsl_http_limits_t *hl = &config.http_limits;
+  hl->max_header_bytes = (size_t)wsl_lua_optfield(
+      L, 1, "max_header_bytes", (lua_Number)hl->max_header_bytes);
+  hl->max_headers = (size_t)wsl_lua_optfield(L, 1, "max_headers",
+                                             (lua_Number)hl->max_headers);
+  hl->max_url =
+      (size_t)wsl_lua_optfield(L, 1, "max_url", (lua_Number)hl->max_url);
+  hl->max_body =
+      (size_t)wsl_lua_optfield(L, 1, "max_body", (lua_Number)hl->max_body);
+  config.handshake_timeout_ms =
+      (uint64_t)(wsl_lua_optfield(L, 1, "handshake_timeout", 10) * 1000);
+  config.keepalive_timeout_ms =
+      (uint64_t)(wsl_lua_optfield(L, 1, "keepalive_timeout", 10) * 1000);
+  size_t max_connections =
+      (size_t)wsl_lua_optfield(L, 1, "max_connections", 0);
+
+  lserver_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+  ls->server = NULL;
+  lua_pushvalue(L, 2);
+  ls->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_setmetatable(L, SERVER_MT);
+  config.owner = &ls->handlers_ref;
+  char err[256];
+  ls->server = wsl_server_listen(wsl_vm()->loop, host, port, &config,
+                                 max_connections, err, sizeof err);
+  if (ls->server == NULL)
+    return wsl_lua_fail(L, err, 0);
+  /* Anchored for as long as it may have connections. */
+  lua_pushvalue(L, -1);
+  luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int server_port(lua_State *L) {
+  lserver_t *ls = check_server(L);
+  if (ls->server == NULL)
+    return 0;
+  lua_pushinteger(L, wsl_server_port(ls->server));
+  return 1;
+}
+
+static int server_connections(lua_State *L) {
+  lserver_t *ls = check_server(L);
+  lua_pushinteger(
+      L, ls->server ? (lua_Integer)wsl_server_connections(ls->server) : 0);
+  return 1;
+}
+
+/* server:stop(): no new connections; idle HTTP connections are closed. The
+ * WebSocket sessions are the Lua layer's to close. */
+static int server_stop(lua_State *L) {
+  lserver_t *ls = check_server(L);
+  if (ls->server) {
+    wsl_server_stop(ls->server);
+    wsl_server_close_idle(ls->server);
+    wsl_server_release(ls->server);
+    ls->server = NULL;
+  }
+  return 0;
+}
+
+static const luaL_Reg server_methods[] = {
+    {"port", server_port},
+    {"connections", server_connections},
+    {"stop", server_stop},
+    {NULL, NULL},
+};
+
+void wsl_lua_open_server(lua_State *L) {
+  if (luaL_newmetatable(L, SERVER_MT)) {
+    luaL_newlib(L, server_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, core_listen);
+  lua_setfield(L, -2, "listen");
+}

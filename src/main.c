@@ -1,0 +1,140 @@
+/* The command-line host: wslua [options] app.lua [options]. Sets up the Lua
+ * VM (the app's folder and wslua's Lua half on package.path, the core
+ * preloaded) and hands over to lua/wslua/app.lua. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "lua/runtime.h"
+#include "net/log.h"
+
+static const char usage[] =
+    "usage: wslua [options] app.lua [options]\n"
+    "\n"
+    "Serves the wslua.host{...} that app.lua returns.\n"
+    "\n"
+    "options:\n"
+    "  --listen HOST:PORT  listen there instead of the app's first address\n"
+    "  --log-level LEVEL   error, warn, info (default) or debug\n"
+    "  --version           print the version and exit\n"
+    "  --help              print this and exit\n";
+
+typedef struct {
+  const char *app;
+  const char *listen;
+} options_t;
+
+/* Returns -1 to exit with failure, 1 to exit with success, 0 to run. */
+static int parse_args(int argc, char **argv, options_t *o) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage, stdout);
+      return 1;
+    } else if (strcmp(a, "--version") == 0) {
+      printf("wslua %s\n", WSLUA_VERSION);
+      return 1;
+    } else if (strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0) {
+      if (value == NULL) {
+        fprintf(stderr, "wslua: %s needs a value\n", a);
+        return -1;
+      }
+      i++;
+      if (a[2] == 'l' && a[3] == 'i') {
+        o->listen = value;
+      } else if (wsl_log_parse_level(value) < 0) {
+        fprintf(stderr, "wslua: --log-level must be error, warn, info or "
+                        "debug\n");
+        return -1;
+      } else {
+        wsl_log_set_level((wsl_log_level_t)wsl_log_parse_level(value));
+      }
+    } else if (a[0] == '-') {
+      fprintf(stderr, "wslua: unknown option %s\n%s", a, usage);
+      return -1;
+    } else if (o->app == NULL) {
+      o->app = a;
+    } else {
+      fprintf(stderr, "wslua: one app file only (got %s and %s)\n", o->app, a);
+      return -1;
+    }
+  }
+  if (o->app == NULL) {
+    fputs(usage, stderr);
+    return -1;
+  }
+  return 0;
+}
+
+/* package.path: the app's folder first, then wslua's own Lua files. */
+static void set_paths(lua_State *L, const char *app) {
+  const char *slash = strrchr(app, '/');
+  int dir_len = slash ? (int)(slash - app) : 1;
+  const char *dir = slash ? app : ".";
+  const char *lua_dir = getenv("WSLUA_LUA_DIR");
+  if (lua_dir == NULL)
+    lua_dir = WSLUA_LUA_DIR;
+  lua_getglobal(L, "package");
+  lua_pushfstring(L, "%.*s/?.lua;%.*s/?/init.lua;%s/?.lua;%s/?/init.lua;",
+                  dir_len, dir, dir_len, dir, lua_dir, lua_dir);
+  lua_getfield(L, -2, "path");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "path");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_wslua_core);
+  lua_setfield(L, -2, "wslua.core");
+  lua_pop(L, 2);
+}
+
+static int run_app(lua_State *L) {
+  const options_t *o = lua_touserdata(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "wslua.app");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, o->app);
+  lua_setfield(L, -2, "app");
+  if (o->listen) {
+    lua_pushstring(L, o->listen);
+    lua_setfield(L, -2, "listen");
+  }
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  options_t o = {0};
+  int r = parse_args(argc, argv, &o);
+  if (r != 0)
+    return r > 0 ? 0 : 2;
+  signal(SIGPIPE, SIG_IGN);
+
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fputs("wslua: cannot create the Lua state\n", stderr);
+    return 1;
+  }
+  luaL_openlibs(L);
+  wsl_vm_init(L, uv_default_loop());
+  set_paths(L, o.app);
+
+  lua_pushcfunction(L, run_app);
+  lua_pushlightuserdata(L, &o);
+  int status = 1;
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+    wsl_log(WSL_LOG_ERROR, "%s", lua_tostring(L, -1));
+  else
+    status = (int)lua_tointeger(L, -1);
+  lua_close(L);
+  /* Handles whose memory Lua owned are closed by now (__gc); let libuv run
+   * their close callbacks before leaving. */
+  uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+  return status;
+}

@@ -1,0 +1,515 @@
+/* One connection: lifecycle, reading, writing and timers, for both roles.
+ * The HTTP request phase is here too; the WebSocket session is conn_ws.c. */
+#include "net/conn_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/log.h"
+
+#define READ_BUFFER_SIZE 65536
+
+void wsl_ws_options_default(wsl_ws_options_t *o) {
+  o->max_message = 1 << 20;
+  o->max_frame = 0;
+  o->idle_timeout_ms = 120000;
+  o->close_timeout_ms = 3000;
+  o->max_backpressure = 1 << 20;
+}
+
+wsl_conn_state_t wsl_conn_state(const wsl_conn_t *c) {
+  return c->state;
+}
+
+void *wsl_conn_data(const wsl_conn_t *c) {
+  return c->data;
+}
+
+void wsl_conn_set_data(wsl_conn_t *c, void *data) {
+  c->data = data;
+}
+
+const char *wsl_conn_remote_addr(const wsl_conn_t *c) {
+  return c->remote_addr;
+}
+
+const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c) {
+  return c->config;
+}
+
+size_t wsl_conn_buffered(const wsl_conn_t *c) {
+  return c->tcp.write_queue_size;
+}
+
+/* --- lifecycle ---------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
+                          const wsl_conn_handler_t *handler,
+                          wsl_conn_list_t *list) {
+  wsl_conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return NULL;
+  if (uv_tcp_init(loop, &c->tcp) != 0) {
+    free(c);
+    return NULL;
+  }
+  uv_timer_init(loop, &c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->refs = 2;
+  c->role = role;
+  c->handler = handler;
+  c->close_code = 1006;
+  wsl_ws_options_default(&c->ws);
+  c->list = list;
+  if (list) {
+    c->next = list->head;
+    if (list->head)
+      list->head->prev = c;
+    list->head = c;
+    list->count++;
+  }
+  return c;
+}
+
+void wsl__conn_unref(wsl_conn_t *c) {
+  if (--c->refs > 0)
+    return;
+  if (c->handler->on_close)
+    c->handler->on_close(c, c->close_code, c->close_reason,
+                         c->close_reason_len, c->error);
+  if (c->list) {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      c->list->head = c->next;
+    if (c->next)
+      c->next->prev = c->prev;
+    c->list->count--;
+    if (c->list->count == 0 && c->list->on_empty)
+      c->list->on_empty(c->list);
+  }
+  if (c->http_parser_live)
+    wsl_http_parser_free(&c->http);
+  wsl_buf_free(&c->pending);
+  free(c->dial_request);
+  free(c->dial_protocols);
+  free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  wsl__conn_unref(h->data);
+}
+
+/* Closes both handles; on_close and the free follow from the loop. */
+static void close_now(wsl_conn_t *c) {
+  if (c->handles_closing)
+    return;
+  c->handles_closing = 1;
+  c->state = WSL_CONN_CLOSED;
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+void wsl_conn_abort(wsl_conn_t *c, int flush) {
+  if (c->handles_closing)
+    return;
+  if (flush && c->tcp.write_queue_size > 0) {
+    /* The last write callback closes; the timer bounds the wait for a peer
+     * that does not read. */
+    c->close_after_flush = 1;
+    if (c->state != WSL_CONN_CLOSING)
+      c->state = WSL_CONN_CLOSING;
+    if (c->reading) {
+      uv_read_stop((uv_stream_t *)&c->tcp);
+      c->reading = 0;
+    }
+    wsl__conn_arm_timer(c, c->ws.close_timeout_ms);
+    return;
+  }
+  close_now(c);
+}
+
+void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms) {
+  if (c->handles_closing)
+    return;
+  if (ms == 0)
+    uv_timer_stop(&c->timer);
+  else
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  wsl_conn_t *c = t->data;
+  if (c->close_after_flush) {
+    wsl_log(WSL_LOG_INFO, "%s: peer did not take the last bytes, closing",
+            c->remote_addr);
+    close_now(c);
+    return;
+  }
+  switch (c->state) {
+  case WSL_CONN_HTTP:
+    wsl_log(WSL_LOG_INFO, "%s: no complete request in time, closing",
+            c->remote_addr);
+    close_now(c);
+    break;
+  case WSL_CONN_DIALING:
+    c->error = "handshake timeout";
+    close_now(c);
+    break;
+  case WSL_CONN_OPEN:
+    wsl__ws_on_timer(c);
+    break;
+  case WSL_CONN_CLOSING:
+    wsl_log(WSL_LOG_DEBUG, "%s: no close frame from the peer in time",
+            c->remote_addr);
+    close_now(c);
+    break;
+  default:
+    break;
+  }
+}
+
+void wsl__conn_fill_remote_addr(wsl_conn_t *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      uv_ip6_name(a, ip, sizeof ip);
+      port = ntohs(a->sin6_port);
+      snprintf(c->remote_addr, sizeof c->remote_addr, "[%s]:%d", ip, port);
+      return;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    uv_ip4_name(a, ip, sizeof ip);
+    port = ntohs(a->sin_port);
+  }
+  snprintf(c->remote_addr, sizeof c->remote_addr, "%s:%d", ip, port);
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  /* One buffer per thread: every byte read is parsed before the callback
+   * returns, and what must wait is copied to the connection's own buffer. */
+  static _Thread_local char shared[READ_BUFFER_SIZE];
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(shared, sizeof shared);
+}
+
+static void process_input(wsl_conn_t *c, char *data, size_t len);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  wsl_conn_t *c = s->data;
+  if (nread == 0)
+    return;
+  if (nread < 0) {
+    if (nread != UV_EOF && c->error == NULL)
+      c->error = uv_strerror((int)nread);
+    if (c->state == WSL_CONN_DIALING && c->error == NULL)
+      c->error = "connection closed during the handshake";
+    close_now(c);
+    return;
+  }
+  process_input(c, buf->base, (size_t)nread);
+}
+
+void wsl__conn_start_reading(wsl_conn_t *c) {
+  if (c->reading || c->handles_closing)
+    return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    c->reading = 1;
+}
+
+static void stop_reading(wsl_conn_t *c) {
+  if (!c->reading)
+    return;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = 0;
+}
+
+/* Parses HTTP bytes; returns how many were used. */
+static size_t http_input(wsl_conn_t *c, char *data, size_t len) {
+  size_t used = 0;
+  int r = wsl_http_parse(&c->http, data, len, &used);
+  if (r == WSL_HTTP_NEED_MORE)
+    return len;
+  if (r != WSL_HTTP_DONE) {
+    wsl_log(WSL_LOG_INFO, "%s: %d %s", c->remote_addr, r, c->http.error);
+    wsl_buf_t out = WSL_BUF_INIT;
+    wsl_http_error_response(&out, r, c->http.error, 1);
+    wsl_conn_write(c, out.data, out.len);
+    wsl_buf_free(&out);
+    c->state = WSL_CONN_CLOSING;
+    wsl_conn_abort(c, 1);
+    return len;
+  }
+  c->state = WSL_CONN_ANSWERING;
+  wsl__conn_arm_timer(c, 0);
+  c->handler->on_request(c, &c->http.request);
+  return used;
+}
+
+static void process_input(wsl_conn_t *c, char *data, size_t len) {
+  if (c->processing) {
+    wsl_buf_append(&c->pending, data, len);
+    return;
+  }
+  c->processing = 1;
+  while (len > 0 && !c->handles_closing) {
+    size_t used = len;
+    switch (c->state) {
+    case WSL_CONN_HTTP:
+      used = http_input(c, data, len);
+      break;
+    case WSL_CONN_DIALING:
+      used = wsl__dial_input(c, data, len);
+      break;
+    case WSL_CONN_OPEN:
+    case WSL_CONN_CLOSING:
+      if (!c->close_after_flush)
+        wsl__ws_input(c, (uint8_t *)data, len);
+      break;
+    case WSL_CONN_ANSWERING:
+      /* The owner has not answered yet: keep the bytes, read no more. */
+      wsl_buf_append(&c->pending, data, len);
+      stop_reading(c);
+      break;
+    case WSL_CONN_CLOSED:
+      break;
+    }
+    data += used;
+    len -= used;
+  }
+  c->processing = 0;
+}
+
+/* Feeds bytes that arrived while the owner was answering. */
+static void process_pending(wsl_conn_t *c) {
+  if (c->processing || c->pending.len == 0)
+    return;
+  wsl_buf_t held = c->pending;
+  c->pending = (wsl_buf_t)WSL_BUF_INIT;
+  process_input(c, held.data, held.len);
+  wsl_buf_free(&held);
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+struct wsl_shared_frame {
+  size_t refs;
+  size_t len;
+  char bytes[];
+};
+
+typedef struct {
+  uv_write_t req;
+  wsl_shared_frame_t *shared;
+  char bytes[];
+} write_req_t;
+
+static void on_write(uv_write_t *req, int status) {
+  write_req_t *w = (write_req_t *)req;
+  wsl_conn_t *c = req->data;
+  if (w->shared)
+    wsl_shared_frame_release(w->shared);
+  free(w);
+  if (c->handles_closing)
+    return;
+  if (status < 0) {
+    if (c->error == NULL)
+      c->error = uv_strerror(status);
+    close_now(c);
+    return;
+  }
+  if (c->close_after_flush && c->tcp.write_queue_size == 0)
+    close_now(c);
+}
+
+/* Writes what the kernel takes now and queues the rest. A shared frame's
+ * bytes are referenced, never copied. */
+static int queue_write(wsl_conn_t *c, const char *data, size_t len,
+                       wsl_shared_frame_t *shared) {
+  if (c->handles_closing)
+    return UV_ECANCELED;
+  if (len == 0)
+    return 0;
+  size_t done = 0;
+  if (c->tcp.write_queue_size == 0) {
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+      if (c->error == NULL)
+        c->error = uv_strerror(n);
+      close_now(c);
+      return UV_ECANCELED;
+    }
+    if (n > 0)
+      done = (size_t)n;
+    if (done == len)
+      return 0;
+  }
+  size_t rest = len - done;
+  write_req_t *w = malloc(sizeof *w + (shared ? 0 : rest));
+  if (w == NULL)
+    return UV_ENOMEM;
+  uv_buf_t b;
+  if (shared) {
+    shared->refs++;
+    w->shared = shared;
+    b = uv_buf_init((char *)data + done, (unsigned)rest);
+  } else {
+    w->shared = NULL;
+    memcpy(w->bytes, data + done, rest);
+    b = uv_buf_init(w->bytes, (unsigned)rest);
+  }
+  w->req.data = c;
+  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (r != 0) {
+    if (shared)
+      wsl_shared_frame_release(shared);
+    free(w);
+    close_now(c);
+    return UV_ECANCELED;
+  }
+  return 0;
+}
+
+int wsl_conn_write(wsl_conn_t *c, const void *data, size_t len) {
+  if (c->handles_closing)
+    return UV_ECANCELED;
+  return queue_write(c, data, len, NULL);
+}
+
+/* Masking keys for the client role, drawn from the system's random source
+ * in batches so that a frame does not cost a system call. */
+static void mask_key(uint8_t key[4]) {
+  static _Thread_local uint8_t pool[256];
+  static _Thread_local size_t left;
+  if (left < 4) {
+    if (uv_random(NULL, NULL, pool, sizeof pool, 0, NULL) != 0) {
+      /* getrandom cannot fail on Linux once booted; keep going regardless. */
+      for (size_t i = 0; i < sizeof pool; i++)
+        pool[i] = (uint8_t)(uv_hrtime() >> (i % 8));
+    }
+    left = sizeof pool;
+  }
+  memcpy(key, pool + sizeof pool - left, 4);
+  left -= 4;
+}
+
+int wsl__conn_write_frame(wsl_conn_t *c, int opcode, const void *data,
+                          size_t len) {
+  uint8_t head[WSL_FRAME_HEADER_MAX];
+  uint8_t key[4];
+  const uint8_t *mask = NULL;
+  if (c->role == WSL_ROLE_CLIENT) {
+    mask_key(key);
+    mask = key;
+  }
+  size_t hlen = wsl_frame_header_encode(head, 1, 0, opcode, len, mask);
+  /* Header and payload go out in one piece: one write, one packet for small
+   * frames. */
+  char small[512];
+  char *frame = hlen + len <= sizeof small ? small : malloc(hlen + len);
+  if (frame == NULL)
+    return UV_ENOMEM;
+  memcpy(frame, head, hlen);
+  if (len)
+    memcpy(frame + hlen, data, len);
+  if (mask)
+    wsl_frame_mask((uint8_t *)frame + hlen, len, mask, 0);
+  int r = queue_write(c, frame, hlen + len, NULL);
+  if (frame != small)
+    free(frame);
+  return r;
+}
+
+wsl_shared_frame_t *wsl_shared_frame_new(int opcode, const void *data,
+                                         size_t len) {
+  uint8_t head[WSL_FRAME_HEADER_MAX];
+  size_t hlen = wsl_frame_header_encode(head, 1, 0, opcode, len, NULL);
+  wsl_shared_frame_t *f = malloc(sizeof *f + hlen + len);
+  if (f == NULL)
+    return NULL;
+  f->refs = 1;
+  f->len = hlen + len;
+  memcpy(f->bytes, head, hlen);
+  if (len)
+    memcpy(f->bytes + hlen, data, len);
+  return f;
+}
+
+void wsl_shared_frame_release(wsl_shared_frame_t *f) {
+  if (--f->refs == 0)
+    free(f);
+}
+
+static int check_backpressure(wsl_conn_t *c) {
+  if (c->ws.max_backpressure == 0 ||
+      c->tcp.write_queue_size <= c->ws.max_backpressure)
+    return 0;
+  wsl__conn_fail(c, 1008, "send buffer limit passed");
+  return UV_ENOBUFS;
+}
+
+int wsl_conn_send(wsl_conn_t *c, int opcode, const void *data, size_t len) {
+  if (c->state != WSL_CONN_OPEN)
+    return UV_ECANCELED;
+  int r = check_backpressure(c);
+  return r ? r : wsl__conn_write_frame(c, opcode, data, len);
+}
+
+int wsl_conn_send_shared(wsl_conn_t *c, wsl_shared_frame_t *f) {
+  if (c->state != WSL_CONN_OPEN || c->role != WSL_ROLE_SERVER)
+    return UV_ECANCELED;
+  int r = check_backpressure(c);
+  return r ? r : queue_write(c, f->bytes, f->len, f);
+}
+
+int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len) {
+  if (c->state != WSL_CONN_OPEN)
+    return UV_ECANCELED;
+  if (len > 125)
+    return UV_EINVAL;
+  return wsl__conn_write_frame(c, WSL_OP_PING, data, len);
+}
+
+/* --- HTTP answers ------------------------------------------------------- */
+
+int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive) {
+  if (c->state != WSL_CONN_ANSWERING)
+    return UV_ECANCELED;
+  if (!keep_alive || c->http.request.upgrade) {
+    c->state = WSL_CONN_CLOSING;
+    wsl_conn_abort(c, 1);
+    return 0;
+  }
+  wsl_http_parser_next(&c->http);
+  c->state = WSL_CONN_HTTP;
+  wsl__conn_arm_timer(c, c->config->keepalive_timeout_ms);
+  wsl__conn_start_reading(c);
+  process_pending(c);
+  return 0;
+}
+
+int wsl_conn_upgrade(wsl_conn_t *c, const void *response, size_t len,
+                     const wsl_ws_options_t *options) {
+  if (c->state != WSL_CONN_ANSWERING)
+    return UV_ECANCELED;
+  int r = queue_write(c, response, len, NULL);
+  if (r != 0)
+    return r;
+  wsl_http_parser_free(&c->http);
+  c->http_parser_live = 0;
+  wsl__ws_open(c, options);
+  wsl__conn_start_reading(c);
+  process_pending(c);
+  return 0;
+}

@@ -1,0 +1,115 @@
+/* One connection: HTTP/1.1 requests, then, once upgraded, a WebSocket
+ * session (RFC 6455) with its close rules, keepalive and limits. Serves both
+ * roles: accepted connections (server) and dialled ones (client, see
+ * connect.h). The owner (the Lua layer) sees events through a handler table
+ * and answers through the functions below; it never touches libuv. */
+#ifndef WSL_CONN_H
+#define WSL_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "proto/http.h"
+
+typedef struct wsl_conn wsl_conn_t;
+
+/* Limits and timings; every field has a default (wsl_conn_options_default). */
+typedef struct {
+  uint64_t max_message;      /* bytes; over: close 1009 (default 1 MiB) */
+  uint64_t max_frame;        /* bytes; over: close 1009 (default max_message) */
+  uint64_t idle_timeout_ms;  /* no byte from the peer: ping at 3/4, then 1001
+                                (default 120 s; 0: none) */
+  uint64_t close_timeout_ms; /* wait for the peer's close (default 3 s) */
+  size_t max_backpressure;   /* bytes queued for sending; over: close 1008
+                                (default 1 MiB; 0: none) */
+} wsl_ws_options_t;
+
+void wsl_ws_options_default(wsl_ws_options_t *o);
+
+/* Events for the owner. Each is called from the event loop, never from
+ * inside a call the owner made, except on_data/on_request which may follow
+ * wsl_conn_http_finish when pipelined bytes were waiting. */
+typedef struct {
+  /* A complete HTTP request (server role). Reading stops until the owner
+   * answers with wsl_conn_http_finish() or wsl_conn_upgrade(). req is valid
+   * until then. */
+  void (*on_request)(wsl_conn_t *c, const wsl_http_request_t *req);
+  /* Client role: the opening handshake succeeded. */
+  void (*on_open)(wsl_conn_t *c, const wsl_http_request_t *resp);
+  /* A piece of a data message: opcode is WSL_OP_TEXT or WSL_OP_BINARY;
+   * first marks the message's first piece, last its final one (a piece may
+   * be empty). Text has been checked to be UTF-8 so far. */
+  void (*on_data)(wsl_conn_t *c, int opcode, const char *data, size_t len,
+                  int first, int last);
+  /* The connection is gone; called exactly once, after which c is freed.
+   * code is the close code of the session (1006 when none was exchanged);
+   * error is NULL, or what went wrong (a dial failure, a protocol error). */
+  void (*on_close)(wsl_conn_t *c, int code, const char *reason,
+                   size_t reason_len, const char *error);
+} wsl_conn_handler_t;
+
+typedef enum {
+  WSL_CONN_HTTP,      /* reading requests */
+  WSL_CONN_ANSWERING, /* a request was handed to the owner */
+  WSL_CONN_DIALING,   /* client role: connecting, handshake in flight */
+  WSL_CONN_OPEN,      /* WebSocket open */
+  WSL_CONN_CLOSING,   /* close frame sent, waiting for the peer's */
+  WSL_CONN_CLOSED     /* TCP closing; on_close comes from the loop */
+} wsl_conn_state_t;
+
+wsl_conn_state_t wsl_conn_state(const wsl_conn_t *c);
+/* The owner's pointer, NULL until set. */
+void *wsl_conn_data(const wsl_conn_t *c);
+void wsl_conn_set_data(wsl_conn_t *c, void *data);
+/* "1.2.3.4:5678" or "[::1]:5678". */
+const char *wsl_conn_remote_addr(const wsl_conn_t *c);
+/* Bytes written but not yet taken by the kernel. */
+size_t wsl_conn_buffered(const wsl_conn_t *c);
+
+/* HTTP, server role. wsl_conn_write queues raw bytes (a response, in one or
+ * several pieces); wsl_conn_http_finish ends the response: the next request
+ * is read when keep_alive, else the connection closes after the bytes are
+ * sent. Return 0, or UV_ECANCELED when the connection is closed. */
+int wsl_conn_write(wsl_conn_t *c, const void *data, size_t len);
+int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive);
+
+/* Sends the 101 response (all of it, blank line included) and switches the
+ * connection to WebSocket with these options. */
+int wsl_conn_upgrade(wsl_conn_t *c, const void *response, size_t len,
+                     const wsl_ws_options_t *options);
+
+/* WebSocket. Return 0; UV_ECANCELED when closed or closing (the routine
+ * race of a client that went away); UV_ENOBUFS when the send buffer limit
+ * was passed (the connection is then being closed with 1008). */
+int wsl_conn_send(wsl_conn_t *c, int opcode, const void *data, size_t len);
+int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len);
+/* Starts the closing handshake (RFC 6455 §7.1.2): sends a close frame and
+ * waits close_timeout_ms for the peer's before closing TCP. */
+int wsl_conn_close(wsl_conn_t *c, int code, const char *reason, size_t len);
+/* Closes the TCP connection now (after queued bytes if flush). */
+void wsl_conn_abort(wsl_conn_t *c, int flush);
+
+/* A frame built once and written to many connections (broadcast). The bytes
+ * are shared, reference counted, never copied per connection. */
+typedef struct wsl_shared_frame wsl_shared_frame_t;
+wsl_shared_frame_t *wsl_shared_frame_new(int opcode, const void *data,
+                                         size_t len);
+void wsl_shared_frame_release(wsl_shared_frame_t *f);
+/* Server role only (server frames are not masked, so bytes can be shared). */
+int wsl_conn_send_shared(wsl_conn_t *c, wsl_shared_frame_t *f);
+
+/* Server role: made by the listener for an accepted socket. */
+typedef struct wsl_conn_config {
+  const wsl_conn_handler_t *handler;
+  wsl_http_limits_t http_limits;
+  uint64_t handshake_timeout_ms; /* a whole request must come within it */
+  uint64_t keepalive_timeout_ms; /* an idle keep-alive HTTP connection */
+  void *owner;                   /* the owner's, for its handler */
+} wsl_conn_config_t;
+
+/* Server role: the listener's configuration; NULL for dialled ones. */
+const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c);
+
+#endif

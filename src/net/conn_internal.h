@@ -1,0 +1,87 @@
+/* The inside of a connection, shared by conn.c (lifecycle, reading, writing,
+ * timers), conn_ws.c (the WebSocket session), server.c and connect.c. Not for
+ * the Lua layer. */
+#ifndef WSL_CONN_INTERNAL_H
+#define WSL_CONN_INTERNAL_H
+
+#include "net/conn.h"
+#include "proto/buf.h"
+#include "proto/frame.h"
+
+struct wsl_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer; /* handshake, keep-alive, idle and close-wait timeouts */
+  wsl_conn_state_t state;
+  wsl_role_t role;
+  const wsl_conn_handler_t *handler;
+  const wsl_conn_config_t *config; /* server role */
+  void *data;                      /* the owner's */
+  struct wsl_conn *prev, *next;    /* the listener's (or dialer's) list */
+  struct wsl_conn_list *list;
+
+  char remote_addr[64];
+  wsl_buf_t pending;     /* bytes read but not yet parsed (while answering) */
+  int processing;        /* inside process_input: do not re-enter */
+  int refs;              /* tcp, timer, pending requests: free at zero */
+  int handles_closing;   /* uv_close was called */
+  int reading;           /* uv_read_start is in effect */
+  int close_after_flush; /* shutdown once the write queue drains */
+
+  /* HTTP */
+  wsl_http_parser_t http;
+  int http_parser_live;
+
+  /* WebSocket */
+  wsl_ws_options_t ws;
+  wsl_frame_parser_t frames;
+  uint32_t utf8;          /* validation state of the current text message */
+  int msg_opcode;         /* opcode of the message in progress, or 0 */
+  int msg_delivered;      /* a piece of it went to the owner */
+  int msg_done;           /* its last piece went to the owner */
+  uint64_t frame_got;     /* payload bytes of the current frame so far */
+  uint8_t ctrl[125];      /* payload of the current control frame */
+  size_t ctrl_len;
+  uint64_t last_read_ms;  /* uv_now when the peer last sent something */
+  int ping_outstanding;   /* a keepalive ping was sent, no answer yet */
+  int close_sent, close_received;
+  int close_code;         /* the session's close code for on_close */
+  char close_reason[124];
+  size_t close_reason_len;
+  const char *error;      /* what went wrong, for on_close */
+  char error_buf[128];    /* for an error message made at run time */
+
+  /* client role */
+  char *dial_request;     /* the handshake request bytes */
+  size_t dial_request_len;
+  char dial_key[25];
+  char *dial_protocols;
+};
+
+typedef struct wsl_conn_list {
+  wsl_conn_t *head;
+  size_t count;
+  void (*on_empty)(struct wsl_conn_list *list); /* the last one was freed */
+} wsl_conn_list_t;
+
+/* conn.c */
+wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
+                          const wsl_conn_handler_t *handler,
+                          wsl_conn_list_t *list);
+void wsl__conn_unref(wsl_conn_t *c);
+void wsl__conn_start_reading(wsl_conn_t *c);
+void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms);
+int wsl__conn_write_frame(wsl_conn_t *c, int opcode, const void *data,
+                          size_t len);
+void wsl__conn_fail(wsl_conn_t *c, int code, const char *why);
+void wsl__conn_fill_remote_addr(wsl_conn_t *c);
+
+/* conn_ws.c: feed WebSocket bytes; returns once they are used up or the
+ * connection stops reading. */
+void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len);
+void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options);
+void wsl__ws_on_timer(wsl_conn_t *c);
+
+/* connect.c: the response to our handshake request. */
+size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len);
+
+#endif

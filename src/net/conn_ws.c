@@ -1,0 +1,204 @@
+/* The WebSocket session of a connection (RFC 6455 §5-7): frames in, message
+ * pieces out to the owner, control frames answered, the closing handshake,
+ * and keepalive. */
+#include "net/conn_internal.h"
+
+#include <string.h>
+
+#include "net/log.h"
+#include "proto/close.h"
+#include "proto/utf8.h"
+
+void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
+  if (options)
+    c->ws = *options;
+  wsl_frame_parser_init(&c->frames, c->role);
+  c->frames.max_message = c->ws.max_message;
+  c->frames.max_frame = c->ws.max_frame ? c->ws.max_frame : c->ws.max_message;
+  c->state = WSL_CONN_OPEN;
+  c->last_read_ms = uv_now(c->tcp.loop);
+  wsl__conn_arm_timer(c, c->ws.idle_timeout_ms * 3 / 4);
+}
+
+static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
+                             size_t len) {
+  uint8_t payload[125];
+  size_t n = wsl_close_encode(payload, code, reason, len);
+  c->close_sent = 1;
+  wsl__conn_write_frame(c, WSL_OP_CLOSE, payload, n);
+}
+
+static void remember_close(wsl_conn_t *c, int code, const char *reason,
+                           size_t len) {
+  c->close_code = code;
+  if (len > sizeof c->close_reason)
+    len = sizeof c->close_reason;
+  memcpy(c->close_reason, reason, len);
+  c->close_reason_len = len;
+}
+
+/* _Fail the WebSocket Connection_ (§7.1.7): a close frame naming the code,
+ * then TCP closed once it is sent. */
+void wsl__conn_fail(wsl_conn_t *c, int code, const char *why) {
+  if (c->handles_closing)
+    return;
+  wsl_log(WSL_LOG_INFO, "%s: closing with %d: %s", c->remote_addr, code, why);
+  if (!c->close_sent)
+    send_close_frame(c, code, why, strlen(why));
+  remember_close(c, code, why, strlen(why));
+  if (c->error == NULL && code != 1000 && code != 1001)
+    c->error = why;
+  c->state = WSL_CONN_CLOSING;
+  wsl_conn_abort(c, 1);
+}
+
+int wsl_conn_close(wsl_conn_t *c, int code, const char *reason, size_t len) {
+  if (c->state != WSL_CONN_OPEN)
+    return UV_ECANCELED;
+  send_close_frame(c, code, reason, len);
+  remember_close(c, code, reason, len);
+  c->state = WSL_CONN_CLOSING;
+  wsl__conn_arm_timer(c, c->ws.close_timeout_ms);
+  return 0;
+}
+
+static void on_close_frame(wsl_conn_t *c) {
+  int code;
+  const uint8_t *reason;
+  size_t reason_len;
+  int bad = wsl_close_parse(c->ctrl, c->ctrl_len, &code, &reason, &reason_len);
+  if (bad) {
+    wsl__conn_fail(c, bad, bad == 1007 ? "close reason is not UTF-8"
+                                       : "invalid close code or payload");
+    return;
+  }
+  c->close_received = 1;
+  if (!c->close_sent) {
+    /* Echo the peer's code (§5.5.1); 1005 means an empty close payload. */
+    remember_close(c, code, (const char *)reason, reason_len);
+    send_close_frame(c, code, NULL, 0);
+  }
+  /* Both closes exchanged: the server closes TCP first (§7.1.1). */
+  c->state = WSL_CONN_CLOSING;
+  wsl_conn_abort(c, 1);
+}
+
+static void on_control_frame(wsl_conn_t *c, int opcode) {
+  switch (opcode) {
+  case WSL_OP_PING:
+    if (c->state == WSL_CONN_OPEN)
+      wsl__conn_write_frame(c, WSL_OP_PONG, c->ctrl, c->ctrl_len);
+    break;
+  case WSL_OP_PONG:
+    break; /* unsolicited pongs are allowed and ignored (§5.5.3) */
+  case WSL_OP_CLOSE:
+    on_close_frame(c);
+    break;
+  }
+}
+
+static void deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
+                    int last) {
+  int first = !c->msg_delivered;
+  c->msg_delivered = 1;
+  if (last)
+    c->msg_done = 1;
+  if (c->state == WSL_CONN_OPEN && c->handler->on_data)
+    c->handler->on_data(c, c->msg_opcode, (const char *)data, len, first,
+                        last);
+}
+
+/* Returns 0 to go on, -1 when the connection failed. */
+static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
+                      uint8_t *data, size_t len) {
+  if (h->opcode >= WSL_OP_CLOSE) {
+    memcpy(c->ctrl + c->ctrl_len, data, len);
+    c->ctrl_len += len;
+    return 0;
+  }
+  c->frame_got += len;
+  int last = h->fin && c->frame_got == h->length;
+  if (c->msg_opcode == WSL_OP_TEXT) {
+    c->utf8 = wsl_utf8_feed(c->utf8, data, len);
+    if (c->utf8 == WSL_UTF8_REJECT ||
+        (last && c->utf8 != WSL_UTF8_ACCEPT)) {
+      wsl__conn_fail(c, 1007, "text message is not valid UTF-8");
+      return -1;
+    }
+  }
+  deliver(c, data, len, last);
+  return 0;
+}
+
+static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
+  if (h->opcode >= WSL_OP_CLOSE) {
+    on_control_frame(c, h->opcode);
+    return 0;
+  }
+  if (!h->fin)
+    return 0;
+  if (!c->msg_done) {
+    if (c->msg_opcode == WSL_OP_TEXT && c->utf8 != WSL_UTF8_ACCEPT) {
+      wsl__conn_fail(c, 1007, "text message is not valid UTF-8");
+      return -1;
+    }
+    deliver(c, NULL, 0, 1);
+  }
+  c->msg_opcode = 0;
+  c->msg_delivered = c->msg_done = 0;
+  return 0;
+}
+
+void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
+  c->last_read_ms = uv_now(c->tcp.loop);
+  c->ping_outstanding = 0;
+  wsl_frame_event_t ev;
+  while (!c->handles_closing && !c->close_after_flush) {
+    size_t used = wsl_frame_parse(&c->frames, data, len, &ev);
+    data += used;
+    len -= used;
+    switch (ev.kind) {
+    case WSL_FRAME_NEED_MORE:
+      return;
+    case WSL_FRAME_ERROR:
+      wsl__conn_fail(c, ev.close_code, ev.reason);
+      return;
+    case WSL_FRAME_HEADER:
+      c->frame_got = 0;
+      if (ev.header.opcode >= WSL_OP_CLOSE) {
+        c->ctrl_len = 0;
+      } else if (ev.header.first) {
+        c->msg_opcode = ev.header.message_opcode;
+        c->utf8 = WSL_UTF8_ACCEPT;
+      }
+      break;
+    case WSL_FRAME_PAYLOAD:
+      if (on_payload(c, &ev.header, ev.data, ev.len) != 0)
+        return;
+      break;
+    case WSL_FRAME_END:
+      if (on_frame_end(c, &ev.header) != 0)
+        return;
+      break;
+    }
+  }
+}
+
+/* Keepalive (§5.5.2): a ping when the peer has been quiet for 3/4 of the
+ * idle time; close 1001 when the whole idle time passes without a byte. */
+void wsl__ws_on_timer(wsl_conn_t *c) {
+  uint64_t idle = c->ws.idle_timeout_ms;
+  if (idle == 0)
+    return;
+  uint64_t quiet = uv_now(c->tcp.loop) - c->last_read_ms;
+  uint64_t ping_at = idle * 3 / 4;
+  if (quiet >= idle) {
+    wsl__conn_fail(c, 1001, "idle timeout");
+    return;
+  }
+  if (quiet >= ping_at && !c->ping_outstanding) {
+    c->ping_outstanding = 1;
+    wsl__conn_write_frame(c, WSL_OP_PING, NULL, 0);
+  }
+  wsl__conn_arm_timer(c, quiet >= ping_at ? idle - quiet : ping_at - quiet);
+}

@@ -1,0 +1,149 @@
+/* Dialling out: resolve, connect, send the opening handshake, check the
+ * server's answer, then hand the connection to the WebSocket session. */
+#include "net/connect.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/conn_internal.h"
+#include "net/log.h"
+#include "proto/handshake.h"
+
+typedef struct {
+  uv_getaddrinfo_t req;
+  wsl_conn_t *conn;
+  int port;
+} resolve_t;
+
+typedef struct {
+  uv_connect_t req;
+  wsl_conn_t *conn;
+} connect_t;
+
+static void fail_dial(wsl_conn_t *c, const char *why) {
+  if (c->error == NULL)
+    c->error = why;
+  wsl_conn_abort(c, 0);
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  connect_t *cr = (connect_t *)req;
+  wsl_conn_t *c = cr->conn;
+  free(cr);
+  if (c->handles_closing) {
+    wsl__conn_unref(c);
+    return;
+  }
+  if (status < 0) {
+    fail_dial(c, uv_strerror(status));
+    wsl__conn_unref(c);
+    return;
+  }
+  wsl__conn_fill_remote_addr(c);
+  uv_tcp_nodelay(&c->tcp, 1);
+  wsl_conn_write(c, c->dial_request, c->dial_request_len);
+  free(c->dial_request);
+  c->dial_request = NULL;
+  wsl__conn_start_reading(c);
+  wsl__conn_unref(c);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  resolve_t *rr = (resolve_t *)req;
+  wsl_conn_t *c = rr->conn;
+  free(rr);
+  if (c->handles_closing) {
+    uv_freeaddrinfo(res);
+    wsl__conn_unref(c);
+    return;
+  }
+  if (status < 0) {
+    fail_dial(c, uv_strerror(status));
+    wsl__conn_unref(c);
+    return;
+  }
+  connect_t *cr = malloc(sizeof *cr);
+  int r = cr ? uv_tcp_connect(&cr->req, &c->tcp, res->ai_addr, on_connected)
+             : UV_ENOMEM;
+  uv_freeaddrinfo(res);
+  if (r != 0) {
+    free(cr);
+    fail_dial(c, uv_strerror(r));
+    wsl__conn_unref(c);
+    return;
+  }
+  cr->conn = c; /* the reference held for the resolve carries over */
+}
+
+wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
+                        const wsl_ws_options_t *options,
+                        const wsl_conn_handler_t *handler, void *data) {
+  wsl_conn_t *c = wsl__conn_new(loop, WSL_ROLE_CLIENT, handler, NULL);
+  if (c == NULL)
+    return NULL;
+  c->data = data;
+  c->state = WSL_CONN_DIALING;
+  if (options)
+    c->ws = *options;
+  snprintf(c->remote_addr, sizeof c->remote_addr, "%s:%d", dial->host,
+           dial->port);
+
+  uint8_t nonce[16];
+  uv_random(NULL, NULL, nonce, sizeof nonce, 0, NULL);
+  wsl_handshake_client_key(c->dial_key, nonce);
+  wsl_buf_t req = WSL_BUF_INIT;
+  wsl_handshake_client_request(&req, dial->host_header, dial->path,
+                               c->dial_key, dial->protocols);
+  if (dial->extra_headers)
+    wsl_buf_append_str(&req, dial->extra_headers);
+  wsl_http_response_end(&req);
+  c->dial_request_len = req.len;
+  c->dial_request = wsl_buf_detach(&req);
+  c->dial_protocols = dial->protocols ? strdup(dial->protocols) : NULL;
+  wsl_http_parser_init(&c->http, WSL_HTTP_RESPONSE_MODE, NULL);
+  c->http_parser_live = 1;
+  wsl__conn_arm_timer(c, dial->handshake_timeout_ms);
+
+  resolve_t *rr = malloc(sizeof *rr);
+  if (rr == NULL) {
+    fail_dial(c, "out of memory");
+    return c;
+  }
+  rr->conn = c;
+  c->refs++; /* held until the resolve and connect are done */
+  char port[16];
+  snprintf(port, sizeof port, "%d", dial->port);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  int r = uv_getaddrinfo(loop, &rr->req, on_resolved, dial->host, port, &hints);
+  if (r != 0) {
+    free(rr);
+    c->refs--;
+    fail_dial(c, uv_strerror(r));
+  }
+  return c;
+}
+
+size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
+  size_t used = 0;
+  int r = wsl_http_parse(&c->http, data, len, &used);
+  if (r == WSL_HTTP_NEED_MORE)
+    return len;
+  if (r != WSL_HTTP_DONE) {
+    fail_dial(c, "malformed handshake response");
+    return len;
+  }
+  if (wsl_handshake_client_check(&c->http.request, c->dial_key,
+                                 c->dial_protocols, c->error_buf,
+                                 sizeof c->error_buf) != 0) {
+    fail_dial(c, c->error_buf);
+    return len;
+  }
+  wsl__ws_open(c, NULL);
+  if (c->handler->on_open)
+    c->handler->on_open(c, &c->http.request);
+  wsl_http_parser_free(&c->http);
+  c->http_parser_live = 0;
+  return used;
+}

@@ -1,0 +1,22 @@
+/* Log lines on stderr: one line per event, with time, level and cause. */
+#ifndef WSL_LOG_H
+#define WSL_LOG_H
+
+typedef enum {
+  WSL_LOG_ERROR,
+  WSL_LOG_WARN,
+  WSL_LOG_INFO,
+  WSL_LOG_DEBUG
+} wsl_log_level_t;
+
+/* Lines above the level are dropped. Default: WSL_LOG_INFO. */
+void wsl_log_set_level(wsl_log_level_t level);
+wsl_log_level_t wsl_log_get_level(void);
+/* Parses "error", "warn", "info" or "debug"; returns -1 for anything else. */
+int wsl_log_parse_level(const char *name);
+const char *wsl_log_level_name(wsl_log_level_t level);
+
+void wsl_log(wsl_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

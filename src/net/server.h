@@ -1,0 +1,31 @@
+/* A listener: accepts TCP connections on one address and hands each to a
+ * new connection (conn.h) with the server's configuration. */
+#ifndef WSL_SERVER_H
+#define WSL_SERVER_H
+
+#include <uv.h>
+
+#include "net/conn.h"
+
+typedef struct wsl_server wsl_server_t;
+
+/* Listens on host:port (port 0: any free port). Returns the server, or NULL
+ * with err filled ("address already in use", ...). The configuration is
+ * copied. max_connections 0 means no limit. */
+wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
+                                const wsl_conn_config_t *config,
+                                size_t max_connections, char *err,
+                                size_t errlen);
+int wsl_server_port(const wsl_server_t *s);
+size_t wsl_server_connections(const wsl_server_t *s);
+
+/* Stops accepting. Open connections are left to the owner to close (see
+ * wsl_server_close_idle); the server is freed once it has been released,
+ * its listener is closed and its last connection is gone. */
+void wsl_server_stop(wsl_server_t *s);
+/* Closes connections that are between HTTP requests or mid-request; those
+ * the owner is answering and WebSocket sessions are the owner's to close. */
+void wsl_server_close_idle(wsl_server_t *s);
+void wsl_server_release(wsl_server_t *s);
+
+#endif
