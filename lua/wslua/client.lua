@@ -14,8 +14,9 @@ function Client.new(conn, endpoint)
     remote_addr = conn:remote_addr(),
     endpoint = endpoint,
     data = {},          -- session state, the script's
-    inbox = {},         -- whole or arriving messages for messages()/receive()
+    inbox = {},         -- messages for messages()/receive(): inbox[first..last]
     inbox_first = 1,
+    inbox_last = 0,
     inbox_waiter = nil,
     current = nil,      -- the message now arriving
     closed = false,
@@ -75,7 +76,8 @@ end
 
 -- For messages()/receive(): queue the message and wake the reader.
 function Client:_deliver(msg)
-  self.inbox[#self.inbox + 1] = msg
+  self.inbox_last = self.inbox_last + 1
+  self.inbox[self.inbox_last] = msg
   local co = self.inbox_waiter
   if co then
     self.inbox_waiter = nil

@@ -10,8 +10,9 @@ Message.__index = Message
 function Message.new(binary)
   return setmetatable({
     binary = binary,
-    pieces = {},  -- arrived, not yet taken
-    first = 1,    -- index of the next piece to take
+    pieces = {},  -- arrived, not yet taken: pieces[first..last]
+    first = 1,
+    last = 0,
     done = false, -- the last piece has arrived
     closed = false,
     waiter = nil, -- the coroutine waiting for the next piece
@@ -21,7 +22,8 @@ end
 -- The core hands pieces in order; last marks the message's end.
 function Message:_push(piece, last)
   if piece ~= "" then
-    self.pieces[#self.pieces + 1] = piece
+    self.last = self.last + 1
+    self.pieces[self.last] = piece
   end
   if last then
     self.done = true
@@ -61,8 +63,8 @@ function Message:read()
     end
     self:_wait()
   end
-  local body = table.concat(self.pieces, "", self.first)
-  self.pieces, self.first = {}, 1
+  local body = table.concat(self.pieces, "", self.first, self.last)
+  self.pieces, self.first, self.last = {}, 1, 0
   return body
 end
 
