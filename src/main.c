@@ -81,8 +81,11 @@ static void set_paths(lua_State *L, const char *app) {
   if (lua_dir == NULL)
     lua_dir = WSLUA_LUA_DIR;
   lua_getglobal(L, "package");
-  lua_pushfstring(L, "%.*s/?.lua;%.*s/?/init.lua;%s/?.lua;%s/?/init.lua;",
-                  dir_len, dir, dir_len, dir, lua_dir, lua_dir);
+  lua_pushlstring(L, dir, (size_t)dir_len);
+  const char *d = lua_tostring(L, -1);
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua;", d, d,
+                  lua_dir, lua_dir);
+  lua_remove(L, -2);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
