@@ -219,3 +219,68 @@ describe("a websocket endpoint", function()
     end)
   end)
 end)
+
+describe("message size limits", function()
+  local function streaming_host(mode)
+    return wslua.host { wslua.websocket({
+      on_data = function(_, client, msg)
+        if mode == "chunks" then
+          local n, pieces = 0, 0
+          for chunk in msg:chunks() do
+            n, pieces = n + #chunk, pieces + 1
+          end
+          client:send("got " .. n)
+        else
+          local body = msg:read()
+          if body then
+            client:send("got " .. #body)
+          end
+        end
+      end,
+    }, { max_message = 4096, max_stream = 1000000 }) }
+  end
+
+  local function send_fragmented(s, total, piece)
+    local sent, first = 0, true
+    while sent < total do
+      local n = math.min(piece, total - sent)
+      sent = sent + n
+      s:write(h.frame(first and 2 or 0, string.rep("x", n), sent == total))
+      first = false
+      wslua.sleep(0.002)
+    end
+  end
+
+  it("lets msg:chunks() consume a message larger than max_message", function()
+    local server = h.serve(streaming_host("chunks"))
+    h.run(function()
+      local s = h.tcp(server)
+      s:write(h.handshake("/"))
+      local _, rest = h.read_head(s)
+      send_fragmented(s, 200000, 2000)
+      local buf = rest or ""
+      local op, payload
+      repeat
+        buf = buf .. assert(s:read(5))
+        op, payload = h.parse_frame(buf)
+      until op
+      assert.equal("got 200000", payload)
+      s:close()
+      h.stop(server)
+    end)
+  end)
+
+  it("closes 1009 when msg:read() would hold more than max_message", function()
+    local server = h.serve(streaming_host("read"))
+    h.run(function()
+      local s = h.tcp(server)
+      s:write(h.handshake("/"))
+      local _, rest = h.read_head(s)
+      send_fragmented(s, 20000, 2000)
+      local code = h.read_until_close(s, rest)
+      assert.equal(1009, code)
+      s:close()
+      h.stop(server)
+    end)
+  end)
+end)

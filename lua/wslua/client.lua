@@ -7,8 +7,10 @@ local Message = require "wslua.message"
 local Client = {}
 Client.__index = Client
 
-function Client.new(conn, endpoint)
+-- buffer_limit: the most bytes of a message held unread (max_message).
+function Client.new(conn, endpoint, buffer_limit)
   return setmetatable({
+    buffer_limit = buffer_limit,
     conn = conn,
     id = conn:id(),
     remote_addr = conn:remote_addr(),
@@ -63,11 +65,15 @@ function Client:_data(piece, binary, first, last)
   local msg = self.current
   local fresh = false
   if first or msg == nil then
-    msg = Message.new(binary)
+    msg = Message.new(binary, self.buffer_limit)
     self.current = msg
     fresh = true
   end
-  msg:_push(piece, last)
+  if not msg:_push(piece, last) then
+    self.current = nil
+    self.conn:close(1009, "message too big")
+    return fresh and msg or nil
+  end
   if last then
     self.current = nil
   end

@@ -15,6 +15,7 @@ Endpoint.__index = Endpoint
 
 local option_kinds = {
   max_message = "positive",
+  max_stream = "positive",
   max_frame = "positive",
   idle_timeout = "number",
   close_timeout = "number",
@@ -43,7 +44,9 @@ function Endpoint.new(handler, opts)
     handler = handler,
     options = opts,
     ws_options = {
-      max_message = opts.max_message or MiB,
+      -- The core's limit: a message streamed with msg:chunks() may reach
+      -- max_stream; what is held unread never passes max_message.
+      max_message = math.max(opts.max_message or MiB, opts.max_stream or 0),
       max_frame = opts.max_frame,
       idle_timeout = opts.idle_timeout or 120,
       close_timeout = opts.close_timeout or 3,
@@ -219,7 +222,7 @@ function Endpoint:_serve(req, res)
 end
 
 function Endpoint:_open(req, protocol, data)
-  local client = Client.new(req.conn, self)
+  local client = Client.new(req.conn, self, self.options.max_message or MiB)
   client.protocol = protocol
   client.path = req.path
   owners.set(req.conn, client)

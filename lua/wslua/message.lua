@@ -1,5 +1,7 @@
 -- A WebSocket message as it arrives: read whole with msg:read(), or streamed
--- piece by piece with `for chunk in msg:chunks() do`. msg.binary tells text
+-- piece by piece with `for chunk in msg:chunks() do` (which holds only what
+-- has not been taken, so a message larger than the buffering limit can still
+-- be consumed). msg.binary tells text
 -- from binary. Both wait (yield) for pieces still on their way; if the
 -- connection goes away first they return nil, "closed".
 local scheduler = require "wslua.scheduler"
@@ -7,9 +9,12 @@ local scheduler = require "wslua.scheduler"
 local Message = {}
 Message.__index = Message
 
-function Message.new(binary)
+-- limit: the most bytes the message may hold unread (nil: no limit).
+function Message.new(binary, limit)
   return setmetatable({
     binary = binary,
+    limit = limit,
+    held = 0,     -- bytes arrived and not yet taken
     pieces = {},  -- arrived, not yet taken: pieces[first..last]
     first = 1,
     last = 0,
@@ -19,16 +24,25 @@ function Message.new(binary)
   }, Message)
 end
 
--- The core hands pieces in order; last marks the message's end.
+-- The core hands pieces in order; last marks the message's end. Returns
+-- false when the unread bytes pass the limit (the caller closes 1009).
 function Message:_push(piece, last)
   if piece ~= "" then
     self.last = self.last + 1
     self.pieces[self.last] = piece
+    self.held = self.held + #piece
+    -- A reader of chunks takes each piece as it comes; only pieces piling
+    -- up unread can pass the limit.
+    if self.limit and self.held > self.limit and self.held > #piece then
+      self:_close()
+      return false
+    end
   end
   if last then
     self.done = true
   end
   self:_wake()
+  return true
 end
 
 -- The connection went away before the message was whole.
@@ -64,7 +78,7 @@ function Message:read()
     self:_wait()
   end
   local body = table.concat(self.pieces, "", self.first, self.last)
-  self.pieces, self.first, self.last = {}, 1, 0
+  self.pieces, self.first, self.last, self.held = {}, 1, 0, 0
   return body
 end
 
@@ -76,6 +90,7 @@ function Message:chunks()
       if piece then
         self.pieces[self.first] = nil
         self.first = self.first + 1
+        self.held = self.held - #piece
         return piece
       end
       if self.done then
