@@ -141,8 +141,20 @@ void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms) {
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+static void process_pending(wsl_conn_t *c);
+
 static void on_timer(uv_timer_t *t) {
   wsl_conn_t *c = t->data;
+  if (c->pending.len > 0 && !c->processing &&
+      (c->state == WSL_CONN_HTTP || c->state == WSL_CONN_OPEN)) {
+    /* Bytes that came while the owner was answering (see
+     * schedule_pending): arm the state's own timeout, then parse them. */
+    wsl__conn_arm_timer(c, c->state == WSL_CONN_HTTP
+                               ? c->config->keepalive_timeout_ms
+                               : c->ws.idle_timeout_ms * 3 / 4);
+    process_pending(c);
+    return;
+  }
   if (c->close_after_flush) {
     wsl_log(WSL_LOG_INFO, "%s: peer did not take the last bytes, closing",
             c->remote_addr);
@@ -483,6 +495,14 @@ int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len) {
 
 /* --- HTTP answers ------------------------------------------------------- */
 
+/* Bytes that arrived while the owner was answering are parsed on the next
+ * turn of the loop, not from inside the owner's call: the owner finishes
+ * setting up (a client object after an upgrade) before events come. */
+static void schedule_pending(wsl_conn_t *c) {
+  if (c->pending.len > 0 && !c->handles_closing)
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
 int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive) {
   if (c->state != WSL_CONN_ANSWERING)
     return UV_ECANCELED;
@@ -495,7 +515,7 @@ int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive) {
   c->state = WSL_CONN_HTTP;
   wsl__conn_arm_timer(c, c->config->keepalive_timeout_ms);
   wsl__conn_start_reading(c);
-  process_pending(c);
+  schedule_pending(c);
   return 0;
 }
 
@@ -510,6 +530,6 @@ int wsl_conn_upgrade(wsl_conn_t *c, const void *response, size_t len,
   c->http_parser_live = 0;
   wsl__ws_open(c, options);
   wsl__conn_start_reading(c);
-  process_pending(c);
+  schedule_pending(c);
   return 0;
 }
