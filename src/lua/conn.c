@@ -5,9 +5,11 @@
  * return nil, "closed". */
 #include "lua/conn.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "net/connect.h"
+#include "net/tls.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
 
@@ -444,6 +446,31 @@ static int core_broadcast(lua_State *L) {
   return 1;
 }
 
+/* Client TLS contexts, one per (CA file, insecure) pair, kept for the
+ * process: contexts are costly to make and outbound connections reuse few. */
+static wsl_tls_ctx_t *client_tls(lua_State *L, const char *ca, int insecure) {
+  static _Thread_local struct {
+    char ca[256];
+    int insecure;
+    wsl_tls_ctx_t *ctx;
+  } cache[8];
+  static _Thread_local int used;
+  for (int i = 0; i < used; i++)
+    if (cache[i].insecure == insecure && strcmp(cache[i].ca, ca ? ca : "") == 0)
+      return cache[i].ctx;
+  char err[512];
+  wsl_tls_ctx_t *ctx = wsl_tls_client_ctx_new(ca, insecure, err, sizeof err);
+  if (ctx == NULL)
+    luaL_error(L, "%s", err);
+  if (used < 8) {
+    snprintf(cache[used].ca, sizeof cache[used].ca, "%s", ca ? ca : "");
+    cache[used].insecure = insecure;
+    cache[used].ctx = ctx;
+    used++;
+  }
+  return ctx;
+}
+
 /* core.connect(opts, handlers): opts host, port, path, host_header,
  * protocols, headers (raw "Name: value\r\n" lines), handshake_timeout and
  * the WebSocket options. */
@@ -465,6 +492,11 @@ static int core_connect(lua_State *L) {
   dial.extra_headers = luaL_optstring(L, -1, NULL);
   dial.handshake_timeout_ms =
       (uint64_t)(wsl_lua_optfield(L, 1, "handshake_timeout", 10) * 1000);
+  if (lua_getfield(L, 1, "tls") == LUA_TTABLE) {
+    lua_getfield(L, -1, "ca");
+    lua_getfield(L, -2, "insecure");
+    dial.tls = client_tls(L, lua_tostring(L, -2), lua_toboolean(L, -1));
+  }
   wsl_ws_options_t options;
   read_ws_options(L, 1, &options);
   wsl_conn_t *c = wsl_connect(wsl_vm()->loop, &dial, &options,

@@ -3,6 +3,7 @@
 #include "lua/conn.h"
 
 #include "net/server.h"
+#include "net/tls.h"
 
 #define SERVER_MT "wslua.Server"
 
@@ -15,8 +16,55 @@ static lserver_t *check_server(lua_State *L) {
   return luaL_checkudata(L, 1, SERVER_MT);
 }
 
+static const char *optstring(lua_State *L, int idx, const char *name) {
+  lua_getfield(L, idx, name);
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the table keeps the string alive */
+  return s;
+}
+
+/* opts.tls = {cert, key, chain, names = {[name] = {cert, key}}}: a server
+ * TLS context, or NULL with nil, message pushed. Lives for the process
+ * (listeners are few and long-lived). */
+static wsl_tls_ctx_t *tls_context(lua_State *L, int opts) {
+  if (lua_getfield(L, opts, "tls") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  int t = lua_gettop(L);
+  char err[512];
+  const char *cert = optstring(L, t, "cert");
+  if (cert == NULL)
+    luaL_error(L, "tls needs a cert file");
+  wsl_tls_ctx_t *ctx = wsl_tls_server_ctx_new(cert, optstring(L, t, "key"),
+                                              optstring(L, t, "chain"), err,
+                                              sizeof err);
+  if (ctx == NULL)
+    luaL_error(L, "%s", err);
+  if (lua_getfield(L, t, "names") == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      const char *name = lua_tostring(L, -2);
+      if (name == NULL || !lua_istable(L, -1)) {
+        wsl_tls_ctx_free(ctx);
+        luaL_error(L, "tls.names must map names to {cert = ..., key = ...}");
+      }
+      if (wsl_tls_ctx_add_name(ctx, name, optstring(L, -1, "cert"),
+                               optstring(L, -1, "key"), err,
+                               sizeof err) != 0) {
+        wsl_tls_ctx_free(ctx);
+        luaL_error(L, "%s", err);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, t - 1);
+  return ctx;
+}
+
 /* core.listen{host, port, max_connections, handshake_timeout,
- * keepalive_timeout, max_header_bytes, max_headers, max_url, max_body} */
+ * keepalive_timeout, max_header_bytes, max_headers, max_url, max_body,
+ * tls} */
 static int core_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -40,6 +88,7 @@ static int core_listen(lua_State *L) {
       (uint64_t)(wsl_lua_optfield(L, 1, "keepalive_timeout", 10) * 1000);
   size_t max_connections =
       (size_t)wsl_lua_optfield(L, 1, "max_connections", 0);
+  config.tls = tls_context(L, 1);
 
   lserver_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   ls->server = NULL;
@@ -50,8 +99,10 @@ static int core_listen(lua_State *L) {
   char err[256];
   ls->server = wsl_server_listen(wsl_vm()->loop, host, port, &config,
                                  max_connections, err, sizeof err);
-  if (ls->server == NULL)
+  if (ls->server == NULL) {
+    wsl_tls_ctx_free(config.tls);
     return wsl_lua_fail(L, err, 0);
+  }
   /* Anchored for as long as it may have connections. */
   lua_pushvalue(L, -1);
   luaL_ref(L, LUA_REGISTRYINDEX);

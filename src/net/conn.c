@@ -93,6 +93,7 @@ void wsl__conn_unref(wsl_conn_t *c) {
   }
   if (c->http_parser_live)
     wsl_http_parser_free(&c->http);
+  wsl_tls_free(c->tls);
   wsl_buf_free(&c->pending);
   free(c->dial_request);
   free(c->dial_protocols);
@@ -107,6 +108,15 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_now(wsl_conn_t *c) {
   if (c->handles_closing)
     return;
+  if (c->tls) {
+    /* close_notify, best effort: the socket is closing either way. */
+    wsl_buf_t alert = WSL_BUF_INIT;
+    wsl_tls_close(c->tls, &alert);
+    uv_buf_t b = uv_buf_init(alert.data, (unsigned)alert.len);
+    if (alert.len && c->tcp.write_queue_size == 0)
+      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    wsl_buf_free(&alert);
+  }
   c->handles_closing = 1;
   c->state = WSL_CONN_CLOSED;
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -217,6 +227,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void process_input(wsl_conn_t *c, char *data, size_t len);
 
+static void tls_input(wsl_conn_t *c, char *data, size_t len);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   wsl_conn_t *c = s->data;
   if (nread == 0)
@@ -229,7 +241,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     close_now(c);
     return;
   }
-  process_input(c, buf->base, (size_t)nread);
+  if (c->tls)
+    tls_input(c, buf->base, (size_t)nread);
+  else
+    process_input(c, buf->base, (size_t)nread);
 }
 
 void wsl__conn_start_reading(wsl_conn_t *c) {
@@ -346,8 +361,8 @@ static void on_write(uv_write_t *req, int status) {
 
 /* Writes what the kernel takes now and queues the rest. A shared frame's
  * bytes are referenced, never copied. */
-static int queue_write(wsl_conn_t *c, const char *data, size_t len,
-                       wsl_shared_frame_t *shared) {
+static int raw_write(wsl_conn_t *c, const char *data, size_t len,
+                     wsl_shared_frame_t *shared) {
   if (c->handles_closing)
     return UV_ECANCELED;
   if (len == 0)
@@ -391,6 +406,63 @@ static int queue_write(wsl_conn_t *c, const char *data, size_t len,
     return UV_ECANCELED;
   }
   return 0;
+}
+
+/* Every byte for the peer goes through here: encrypted first on a TLS
+ * connection (where a shared frame's bytes are then copied, as ciphertext
+ * is per connection). */
+static int queue_write(wsl_conn_t *c, const char *data, size_t len,
+                       wsl_shared_frame_t *shared) {
+  if (c->tls == NULL)
+    return raw_write(c, data, len, shared);
+  if (c->handles_closing)
+    return UV_ECANCELED;
+  wsl_buf_t out = WSL_BUF_INIT;
+  int r = wsl_tls_write(c->tls, data, len, &out);
+  if (r == 0)
+    r = raw_write(c, out.data, out.len, NULL);
+  else
+    close_now(c);
+  wsl_buf_free(&out);
+  return r == 0 ? 0 : UV_ECANCELED;
+}
+
+int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
+                        const char *server_name) {
+  c->tls = wsl_tls_new(ctx, c->role == WSL_ROLE_SERVER, server_name);
+  if (c->tls == NULL)
+    return UV_ENOMEM;
+  if (c->role == WSL_ROLE_SERVER)
+    return 0;
+  wsl_buf_t hello = WSL_BUF_INIT;
+  int r = wsl_tls_start(c->tls, &hello);
+  if (r == 0)
+    r = raw_write(c, hello.data, hello.len, NULL);
+  wsl_buf_free(&hello);
+  return r;
+}
+
+static int on_plaintext(void *ud, char *data, size_t len) {
+  wsl_conn_t *c = ud;
+  process_input(c, data, len);
+  return c->handles_closing;
+}
+
+static void tls_input(wsl_conn_t *c, char *data, size_t len) {
+  wsl_buf_t out = WSL_BUF_INIT;
+  const char *err = NULL;
+  int r = wsl_tls_feed(c->tls, data, len, on_plaintext, c, &out, &err);
+  if (out.len)
+    raw_write(c, out.data, out.len, NULL);
+  wsl_buf_free(&out);
+  if (r != 0) {
+    if (err) {
+      wsl_log(WSL_LOG_INFO, "%s: %s, closing", c->remote_addr, err);
+      if (c->error == NULL)
+        c->error = err;
+    }
+    close_now(c);
+  }
 }
 
 int wsl_conn_write(wsl_conn_t *c, const void *data, size_t len) {

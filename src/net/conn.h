@@ -107,6 +107,7 @@ typedef struct wsl_conn_config {
   uint64_t handshake_timeout_ms; /* a whole request must come within it */
   uint64_t keepalive_timeout_ms; /* an idle keep-alive HTTP connection */
   void *owner;                   /* the owner's, for its handler */
+  struct wsl_tls_ctx *tls;       /* NULL: plain TCP */
 } wsl_conn_config_t;
 
 /* Server role: the listener's configuration; NULL for dialled ones. */

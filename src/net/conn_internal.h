@@ -5,6 +5,7 @@
 #define WSL_CONN_INTERNAL_H
 
 #include "net/conn.h"
+#include "net/tls.h"
 #include "proto/buf.h"
 #include "proto/frame.h"
 
@@ -19,6 +20,7 @@ struct wsl_conn {
   struct wsl_conn *prev, *next;    /* the listener's (or dialer's) list */
   struct wsl_conn_list *list;
 
+  wsl_tls_t *tls;        /* NULL for plain TCP */
   char remote_addr[64];
   wsl_buf_t pending;     /* bytes read but not yet parsed (while answering) */
   int processing;        /* inside process_input: do not re-enter */
@@ -55,6 +57,8 @@ struct wsl_conn {
   size_t dial_request_len;
   char dial_key[25];
   char *dial_protocols;
+  struct wsl_tls_ctx *dial_tls;
+  char dial_server_name[256];
 };
 
 typedef struct wsl_conn_list {
@@ -74,6 +78,9 @@ int wsl__conn_write_frame(wsl_conn_t *c, int opcode, const void *data,
                           size_t len);
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why);
 void wsl__conn_fill_remote_addr(wsl_conn_t *c);
+/* Puts TLS under the connection; the client role sends its ClientHello. */
+int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
+                        const char *server_name);
 
 /* conn_ws.c: feed WebSocket bytes; returns once they are used up or the
  * connection stops reading. */

@@ -42,6 +42,13 @@ static void on_connected(uv_connect_t *req, int status) {
   }
   wsl__conn_fill_remote_addr(c);
   uv_tcp_nodelay(&c->tcp, 1);
+  if (c->dial_tls &&
+      wsl__conn_tls_start(c, c->dial_tls, c->dial_server_name) != 0) {
+    fail_dial(c, "cannot start TLS");
+    wsl__conn_unref(c);
+    return;
+  }
+  /* Over TLS, held until the TLS handshake is done. */
   wsl_conn_write(c, c->dial_request, c->dial_request_len);
   free(c->dial_request);
   c->dial_request = NULL;
@@ -102,6 +109,10 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
   c->dial_request_len = req.len;
   c->dial_request = wsl_buf_detach(&req);
   c->dial_protocols = dial->protocols ? strdup(dial->protocols) : NULL;
+  c->dial_tls = dial->tls;
+  if (dial->tls)
+    snprintf(c->dial_server_name, sizeof c->dial_server_name, "%s",
+             dial->host);
   wsl_http_parser_init(&c->http, WSL_HTTP_RESPONSE_MODE, NULL);
   c->http_parser_live = 1;
   wsl__conn_arm_timer(c, dial->handshake_timeout_ms);

@@ -57,6 +57,10 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  if (s->config.tls && wsl__conn_tls_start(c, s->config.tls, NULL) != 0) {
+    wsl_conn_abort(c, 0);
+    return;
+  }
   wsl_http_parser_init(&c->http, WSL_HTTP_REQUEST_MODE, &s->config.http_limits);
   c->http_parser_live = 1;
   c->state = WSL_CONN_HTTP;
