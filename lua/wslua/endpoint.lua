@@ -30,12 +30,12 @@ local MiB = 1024 * 1024
 function Endpoint.new(handler, opts)
   local ht = type(handler)
   if ht ~= "table" and ht ~= "function" then
-    error("wslua.websocket: handler must be a table of on_* functions or a function", 3)
+    error("wslua.websocket: handler must be a table of on_* functions or a function", 2)
   end
   if ht == "table" then
     for k, v in pairs(handler) do
       if type(k) == "string" and k:match("^on_") and type(v) ~= "function" then
-        error("wslua.websocket: handler field '" .. k .. "' must be a function", 3)
+        error("wslua.websocket: handler field '" .. k .. "' must be a function", 2)
       end
     end
   end

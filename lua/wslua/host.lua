@@ -28,7 +28,7 @@ local option_kinds = {
 
 function Host.new(t)
   if type(t) ~= "table" then
-    error("wslua.host expects a table", 3)
+    error("wslua.host expects a table", 2)
   end
   options.check("host options", t, option_kinds)
   local handlers = {}
@@ -36,7 +36,7 @@ function Host.new(t)
     local ht = type(h)
     if not (ht == "function" or (ht == "table" and h._serve)) then
       error(string.format("wslua.host: entry %d must be a router, an endpoint, "
-        .. "wslua.root(dir) or a function, got %s", i, ht), 3)
+        .. "wslua.root(dir) or a function, got %s", i, ht), 2)
     end
     handlers[i] = h
   end
@@ -100,10 +100,7 @@ function Host:_serve(req, res)
     end
   end
   if req.allowed then
-    local allow = table.concat(req.allowed, ", ")
-    res.headers = {}
-    res:header("Allow", allow)
-    res:fail(405, "method not allowed")
+    res:fail(405, "method not allowed", { Allow = table.concat(req.allowed, ", ") })
   else
     res:fail(404, "not found")
   end

@@ -179,11 +179,15 @@ function Response:finish()
   return ok, err
 end
 
--- A plain-text error answer.
-function Response:fail(status, message)
+-- A plain-text error answer. It drops the headers set so far (they were
+-- meant for another answer); headers (name -> value) go out with it.
+function Response:fail(status, message, headers)
   self.status = status
   self.headers = {}
   self:header("Content-Type", "text/plain; charset=utf-8")
+  for name, value in pairs(headers or {}) do
+    self:header(name, value)
+  end
   return self:send(message .. "\n")
 end
 

@@ -18,21 +18,12 @@ local wslua = {
   tcp = require "wslua.tcp",
 }
 
-function wslua.router()
-  return Router.new()
-end
-
-function wslua.websocket(handler, options)
-  return Endpoint.new(handler, options)
-end
-
-function wslua.host(t)
-  return Host.new(t)
-end
-
-function wslua.root(dir)
-  return Root.new(dir)
-end
+-- The constructors themselves, not wrappers: a misuse error they raise at
+-- level 2 then points at the app's line.
+wslua.router = Router.new
+wslua.websocket = Endpoint.new
+wslua.host = Host.new
+wslua.root = Root.new
 
 -- Serves hosts in this process (as `wslua app.lua` does); returns the
 -- running server (:port(), :url(path), :stop(on_done)).

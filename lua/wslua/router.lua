@@ -11,7 +11,7 @@ end
 
 local function compile(path)
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
-    error("route path must be a string starting with '/'", 4)
+    error("route path must be a string starting with '/'", 3)
   end
   local names = {}
   local pattern = path:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
@@ -27,7 +27,7 @@ local function check_handler(handler)
   if t == "function" or (t == "table" and handler._serve) then
     return handler
   end
-  error("route handler must be a function or a wslua endpoint, got " .. t, 4)
+  error("route handler must be a function or a wslua endpoint, got " .. t, 3)
 end
 
 function Router:route(method, path, handler)

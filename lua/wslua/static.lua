@@ -21,11 +21,15 @@ local types = {
 
 function Root.new(dir)
   if type(dir) ~= "string" then
-    error("wslua.root: directory must be a string", 3)
+    error("wslua.root: directory must be a string", 2)
   end
   local real, err = core.realpath(dir)
   if not real then
-    error("wslua.root: " .. dir .. ": " .. err, 3)
+    error("wslua.root: " .. dir .. ": " .. err, 2)
+  end
+  local st = core.stat(real)
+  if not st or st.type ~= "directory" then
+    error("wslua.root: " .. dir .. " is not a directory", 2)
   end
   return setmetatable({ dir = real }, Root)
 end
