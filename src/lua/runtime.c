@@ -3,6 +3,7 @@
 #include "lua/runtime.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/log.h"
@@ -111,17 +112,40 @@ static int core_log_level(lua_State *L) {
 
 /* --- signals ------------------------------------------------------------ */
 
+#define SIGNAL_MT "wslua.Signal"
+
+/* The libuv handle lives outside the userdata: lua_close frees the userdata,
+ * but the handle's memory must last until libuv's close callback. */
 typedef struct {
   uv_signal_t handle;
   int fn_ref;
+} signal_t_;
+
+typedef struct {
+  signal_t_ *s;
 } lsignal_t;
 
 static void on_signal(uv_signal_t *h, int signum) {
-  lsignal_t *s = h->data;
+  signal_t_ *s = h->data;
   lua_State *L = wsl_vm()->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
   lua_pushinteger(L, signum);
   wsl_vm_call(L, 1, "signal handler");
+}
+
+static void on_signal_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Collected only by lua_close (the userdata is anchored): close the handle;
+ * its memory goes in the close callback, which the host's last uv_run runs. */
+static int signal_gc(lua_State *L) {
+  lsignal_t *ls = luaL_checkudata(L, 1, SIGNAL_MT);
+  if (ls->s) {
+    uv_close((uv_handle_t *)&ls->s->handle, on_signal_closed);
+    ls->s = NULL;
+  }
+  return 0;
 }
 
 /* core.signal(name, fn): fn(signum) on each delivery, for the VM's life. The
@@ -131,13 +155,18 @@ static int core_signal(lua_State *L) {
   static const int numbers[] = {SIGINT, SIGTERM, SIGHUP};
   int which = luaL_checkoption(L, 1, NULL, names);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  lsignal_t *s = lua_newuserdatauv(L, sizeof *s, 0);
+  lsignal_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+  ls->s = malloc(sizeof *ls->s);
+  if (ls->s == NULL)
+    return luaL_error(L, "out of memory");
+  signal_t_ *s = ls->s;
+  uv_signal_init(wsl_vm()->loop, &s->handle);
+  s->handle.data = s;
+  luaL_setmetatable(L, SIGNAL_MT);
   lua_pushvalue(L, 2);
   s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, -1);
   luaL_ref(L, LUA_REGISTRYINDEX); /* anchored for the VM's life */
-  uv_signal_init(wsl_vm()->loop, &s->handle);
-  s->handle.data = s;
   uv_signal_start(&s->handle, on_signal, numbers[which]);
   uv_unref((uv_handle_t *)&s->handle);
   return 1;
@@ -156,5 +185,10 @@ static const luaL_Reg runtime_funcs[] = {
 };
 
 void wsl_lua_open_runtime(lua_State *L) {
+  if (luaL_newmetatable(L, SIGNAL_MT)) {
+    lua_pushcfunction(L, signal_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   luaL_setfuncs(L, runtime_funcs, 0);
 }
