@@ -35,6 +35,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "$what" = test ] && [ ! -d spec/interop/node_modules/ws ]; then
-  (cd spec/interop && npm install --no-audit --no-fund --silent)
+# The npm peers: ws, and playwright-core to drive the system's Chromium (it
+# never downloads a browser of its own).
+if [ "$what" = test ] && { [ ! -d spec/interop/node_modules/ws ] ||
+                           [ ! -d spec/interop/node_modules/playwright-core ]; }; then
+  (cd spec/interop &&
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent)
 fi
