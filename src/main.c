@@ -21,12 +21,16 @@ static const char usage[] =
     "options:\n"
     "  --listen HOST:PORT  listen there instead of the app's first address\n"
     "  --log-level LEVEL   error, warn, info (default) or debug\n"
+    "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"
+    "  --tls-key FILE      its private key (if not inside the certificate file)\n"
     "  --version           print the version and exit\n"
     "  --help              print this and exit\n";
 
 typedef struct {
   const char *app;
   const char *listen;
+  const char *tls_cert;
+  const char *tls_key;
 } options_t;
 
 /* Returns -1 to exit with failure, 1 to exit with success, 0 to run. */
@@ -40,14 +44,19 @@ static int parse_args(int argc, char **argv, options_t *o) {
     } else if (strcmp(a, "--version") == 0) {
       printf("wslua %s\n", WSLUA_VERSION);
       return 1;
-    } else if (strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0) {
+    } else if (strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0 ||
+               strcmp(a, "--tls-cert") == 0 || strcmp(a, "--tls-key") == 0) {
       if (value == NULL) {
         fprintf(stderr, "wslua: %s needs a value\n", a);
         return -1;
       }
       i++;
-      if (a[2] == 'l' && a[3] == 'i') {
+      if (strcmp(a, "--listen") == 0) {
         o->listen = value;
+      } else if (strcmp(a, "--tls-cert") == 0) {
+        o->tls_cert = value;
+      } else if (strcmp(a, "--tls-key") == 0) {
+        o->tls_key = value;
       } else if (wsl_log_parse_level(value) < 0) {
         fprintf(stderr, "wslua: --log-level must be error, warn, info or "
                         "debug\n");
@@ -67,6 +76,10 @@ static int parse_args(int argc, char **argv, options_t *o) {
   }
   if (o->app == NULL) {
     fputs(usage, stderr);
+    return -1;
+  }
+  if (o->tls_key && !o->tls_cert) {
+    fputs("wslua: --tls-key needs --tls-cert\n", stderr);
     return -1;
   }
   return 0;
@@ -104,10 +117,12 @@ static int run_app(lua_State *L) {
   lua_createtable(L, 0, 2);
   lua_pushstring(L, o->app);
   lua_setfield(L, -2, "app");
-  if (o->listen) {
-    lua_pushstring(L, o->listen);
-    lua_setfield(L, -2, "listen");
-  }
+  lua_pushstring(L, o->listen);
+  lua_setfield(L, -2, "listen");
+  lua_pushstring(L, o->tls_cert);
+  lua_setfield(L, -2, "tls_cert");
+  lua_pushstring(L, o->tls_key);
+  lua_setfield(L, -2, "tls_key");
   lua_call(L, 1, 1);
   return 1;
 }

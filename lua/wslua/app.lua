@@ -23,14 +23,19 @@ function app.load(path)
   return result
 end
 
--- options: app (path), listen ("HOST:PORT" or nil). Returns the exit code.
+-- options: app (path), listen ("HOST:PORT" or nil), tls_cert and tls_key
+-- (files, or nil). Returns the exit code.
 function app.main(options)
   local hosts, err = app.load(options.app)
   if not hosts then
     log.error("cannot load %s: %s", options.app, err)
     return 1
   end
-  local ok, server = pcall(Server.start, hosts, { listen = options.listen })
+  local tls
+  if options.tls_cert then
+    tls = { cert = options.tls_cert, key = options.tls_key }
+  end
+  local ok, server = pcall(Server.start, hosts, { listen = options.listen, tls = tls })
   if not ok then
     log.error("%s", tostring(server))
     return 1

@@ -17,15 +17,14 @@ local option_kinds = {
   handshake_timeout = "number",
   max_backpressure = "number",
   origin = "string",
+  ca = "string",
+  insecure = "boolean",
 }
 
 local function parse_url(url)
   local scheme, rest = url:match("^(wss?)://(.+)$")
   if not scheme then
     return nil, "url must start with ws:// or wss://"
-  end
-  if scheme == "wss" then
-    return nil, "wss:// is not supported yet"
   end
   local authority, path = rest:match("^([^/?#]+)(.*)$")
   if not authority then
@@ -46,7 +45,13 @@ local function parse_url(url)
   if not host then
     host = authority
   end
-  return { host = host, port = tonumber(port) or 80, path = path, authority = authority }
+  return {
+    host = host,
+    port = tonumber(port) or (scheme == "wss" and 443 or 80),
+    path = path,
+    authority = authority,
+    tls = scheme == "wss",
+  }
 end
 
 local Outbound = setmetatable({}, { __index = Client })
@@ -108,6 +113,7 @@ return function(url, opts)
     idle_timeout = opts.idle_timeout,
     close_timeout = opts.close_timeout,
     max_backpressure = opts.max_backpressure,
+    tls = u.tls and { ca = opts.ca, insecure = opts.insecure } or nil,
   }, owners.handlers(nil))
   local client = setmetatable(Client.new(conn), Outbound)
   owners.set(conn, client)

@@ -13,6 +13,8 @@ local scheduler = require "wslua.scheduler"
 local Host = {}
 Host.__index = Host
 
+local tls_kinds = { cert = "string", key = "string", chain = "string", names = "table" }
+
 local option_kinds = {
   listen = "string",
   name = "string",
@@ -23,6 +25,7 @@ local option_kinds = {
   max_headers = "positive",
   max_url = "positive",
   max_body = "number",
+  tls = "table",
   graceful_timeout = "number",
 }
 
@@ -31,6 +34,12 @@ function Host.new(t)
     error("wslua.host expects a table", 2)
   end
   options.check("host options", t, option_kinds)
+  if t.tls then
+    options.check("host tls options", t.tls, tls_kinds)
+    if not t.tls.cert then
+      error("host option tls needs cert (a PEM file; key too unless the cert file holds it)", 3)
+    end
+  end
   local handlers = {}
   for i, h in ipairs(t) do
     local ht = type(h)
@@ -167,6 +176,7 @@ function Host.start(hosts)
       max_headers = o.max_headers,
       max_url = o.max_url,
       max_body = o.max_body,
+      tls = o.tls,
     }, owners.handlers(dispatcher(group)))
     if not server then
       for _, l in ipairs(listeners) do

@@ -22,11 +22,16 @@ function Server.start(hosts, overrides)
       error("the app's host " .. i .. " is not a wslua.host{...}", 0)
     end
   end
-  if overrides and overrides.listen then
+  -- Command-line overrides (--listen, --tls-cert/--tls-key) apply to the
+  -- hosts on the first host's address.
+  if overrides and (overrides.listen or overrides.tls) then
     local old = hosts[1].listen
     for _, h in ipairs(hosts) do
       if h.listen == old then
-        h.listen = overrides.listen
+        h.listen = overrides.listen or h.listen
+        if overrides.tls then
+          h.options.tls = overrides.tls
+        end
       end
     end
   end
@@ -53,7 +58,8 @@ function Server.start(hosts, overrides)
     error(err, 0)
   end
   for _, l in ipairs(self.listeners) do
-    log.info("listening on %s:%d", (Host.parse_listen(l.address)), l.server:port())
+    log.info("listening on %s:%d%s", (Host.parse_listen(l.address)), l.server:port(),
+      l.hosts[1].options.tls and " (TLS)" or "")
   end
   return self
 end
@@ -68,7 +74,8 @@ function Server:url(path, i)
   if host:find(":", 1, true) then
     host = "[" .. host .. "]"
   end
-  return string.format("ws://%s:%d%s", host, self:port(i), path or "/")
+  local scheme = self.listeners[i or 1].hosts[1].options.tls and "wss" or "ws"
+  return string.format("%s://%s:%d%s", scheme, host, self:port(i), path or "/")
 end
 
 function Server:connections()

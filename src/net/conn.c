@@ -442,20 +442,29 @@ int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
   return r;
 }
 
-static int on_plaintext(void *ud, char *data, size_t len) {
-  wsl_conn_t *c = ud;
-  process_input(c, data, len);
-  return c->handles_closing;
-}
-
+/* Ciphertext in, plaintext to the parsers. What OpenSSL has to send goes
+ * out before the plaintext is acted on, so that records leave in order
+ * (a handler's reply must not overtake a session ticket). */
 static void tls_input(wsl_conn_t *c, char *data, size_t len) {
+  static _Thread_local char plain[16384];
   wsl_buf_t out = WSL_BUF_INIT;
   const char *err = NULL;
-  int r = wsl_tls_feed(c->tls, data, len, on_plaintext, c, &out, &err);
+  int r = wsl_tls_feed(c->tls, data, len, &out, &err);
+  while (r == 0 && !c->handles_closing) {
+    if (out.len) {
+      raw_write(c, out.data, out.len, NULL);
+      out.len = 0;
+    }
+    r = wsl_tls_read(c->tls, plain, sizeof plain, &out, &err);
+    if (r <= 0)
+      break;
+    process_input(c, plain, (size_t)r);
+    r = 0;
+  }
   if (out.len)
     raw_write(c, out.data, out.len, NULL);
   wsl_buf_free(&out);
-  if (r != 0) {
+  if (r < 0) {
     if (err) {
       wsl_log(WSL_LOG_INFO, "%s: %s, closing", c->remote_addr, err);
       if (c->error == NULL)

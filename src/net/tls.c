@@ -1,6 +1,7 @@
 /* TLS over memory BIOs (OpenSSL): no sockets here, only bytes in and out. */
 #include "net/tls.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,23 @@ struct wsl_tls {
   BIO *out;            /* ciphertext OpenSSL wrote, for us to send */
   wsl_buf_t held;      /* plaintext written before the handshake finished */
   int failed;
+  char reason[200];    /* the last failure, with OpenSSL's words */
 };
+
+/* Records why the session failed, with OpenSSL's reason, in t->reason. */
+static const char *failure(wsl_tls_t *t, const char *what) {
+  unsigned long e = ERR_get_error();
+  if (e) {
+    char ossl[160];
+    ERR_error_string_n(e, ossl, sizeof ossl);
+    snprintf(t->reason, sizeof t->reason, "%s (%s)", what, ossl);
+  } else {
+    snprintf(t->reason, sizeof t->reason, "%s", what);
+  }
+  ERR_clear_error();
+  t->failed = 1;
+  return t->reason;
+}
 
 /* The last OpenSSL error as text, appended to what. */
 static void fill_error(char *err, size_t errlen, const char *what,
@@ -264,64 +281,58 @@ static const char *handshake_error(const char *data, size_t len) {
   return "TLS handshake failed";
 }
 
-int wsl_tls_feed(wsl_tls_t *t, const char *data, size_t len,
-                 wsl_tls_plain_cb on_plain, void *ud, wsl_buf_t *out,
+int wsl_tls_feed(wsl_tls_t *t, const char *data, size_t len, wsl_buf_t *out,
                  const char **err) {
   if (t->failed) {
-    *err = "TLS session failed";
+    *err = t->reason[0] ? t->reason : "TLS session failed";
     return -1;
   }
   if (len && BIO_write(t->in, data, (int)len) != (int)len) {
     *err = "out of memory";
     return -1;
   }
-  if (!SSL_is_init_finished(t->ssl)) {
-    int r = SSL_do_handshake(t->ssl);
-    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
-    drain(t, out);
-    if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ &&
-        e != SSL_ERROR_WANT_WRITE) {
-      t->failed = 1;
-      *err = handshake_error(data, len);
-      ERR_clear_error();
+  if (SSL_is_init_finished(t->ssl))
+    return 0;
+  int r = SSL_do_handshake(t->ssl);
+  int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
+  drain(t, out);
+  if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ &&
+      e != SSL_ERROR_WANT_WRITE) {
+    *err = failure(t, handshake_error(data, len));
+    return -1;
+  }
+  if (r == 1 && t->held.len) {
+    wsl_buf_t held = t->held;
+    t->held = (wsl_buf_t)WSL_BUF_INIT;
+    int w = write_all(t, held.data, held.len, out);
+    wsl_buf_free(&held);
+    if (w != 0) {
+      *err = failure(t, "TLS write failed");
       return -1;
-    }
-    if (r != 1)
-      return 0;
-    if (t->held.len) {
-      wsl_buf_t held = t->held;
-      t->held = (wsl_buf_t)WSL_BUF_INIT;
-      int w = write_all(t, held.data, held.len, out);
-      wsl_buf_free(&held);
-      if (w != 0) {
-        *err = "TLS write failed";
-        return -1;
-      }
     }
   }
-  char plain[16384];
-  for (;;) {
-    int n = SSL_read(t->ssl, plain, sizeof plain);
-    if (n > 0) {
-      if (on_plain(ud, plain, (size_t)n) != 0)
-        break;
-      continue;
-    }
-    int e = SSL_get_error(t->ssl, n);
-    drain(t, out);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-      return 0;
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      *err = NULL; /* close_notify: an orderly end */
-      return -1;
-    }
-    t->failed = 1;
-    *err = "bad TLS record";
+  return 0;
+}
+
+int wsl_tls_read(wsl_tls_t *t, char *buf, size_t cap, wsl_buf_t *out,
+                 const char **err) {
+  if (!SSL_is_init_finished(t->ssl))
+    return 0;
+  int n = SSL_read(t->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+  int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, n);
+  drain(t, out);
+  if (n > 0)
+    return n;
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+    return 0;
+  if (e == SSL_ERROR_ZERO_RETURN) {
+    *err = NULL; /* close_notify: an orderly end */
     ERR_clear_error();
     return -1;
   }
-  drain(t, out);
-  return 0;
+  *err = failure(t, e == SSL_ERROR_SYSCALL ? "TLS stream ended"
+                                           : "bad TLS record");
+  return -1;
 }
 
 int wsl_tls_start(wsl_tls_t *t, wsl_buf_t *out) {

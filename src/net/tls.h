@@ -33,16 +33,18 @@ wsl_tls_t *wsl_tls_new(wsl_tls_ctx_t *ctx, int server,
                        const char *server_name);
 void wsl_tls_free(wsl_tls_t *t);
 
-/* Called with each piece of plaintext as it is decrypted; returns 0 to go
- * on, non-zero to stop (the connection is closing). */
-typedef int (*wsl_tls_plain_cb)(void *ud, char *data, size_t len);
-
-/* Feeds ciphertext read from the socket. Plaintext goes to on_plain;
- * ciphertext to send (handshake messages, alerts) is appended to out.
- * Returns 0, or -1 with *err naming what went wrong (bad TLS bytes, a
- * plain HTTP request on the TLS port, a failed handshake). */
-int wsl_tls_feed(wsl_tls_t *t, const char *data, size_t len,
-                 wsl_tls_plain_cb on_plain, void *ud, wsl_buf_t *out,
+/* Feeds ciphertext read from the socket and moves the handshake on;
+ * ciphertext to send (handshake messages, plaintext held until the
+ * handshake was done) is appended to out, which the caller must send before
+ * anything it writes later. Returns 0, or -1 with *err naming what went
+ * wrong (bad TLS bytes, plain HTTP on the TLS port, a failed handshake). */
+int wsl_tls_feed(wsl_tls_t *t, const char *data, size_t len, wsl_buf_t *out,
+                 const char **err);
+/* Decrypts the next plaintext into buf: returns its length, 0 when more
+ * ciphertext is needed, or -1 at the end (*err NULL after the peer's
+ * close_notify, else what went wrong). Anything OpenSSL must send goes to
+ * out, to be sent before the plaintext is acted on. */
+int wsl_tls_read(wsl_tls_t *t, char *buf, size_t cap, wsl_buf_t *out,
                  const char **err);
 /* Client side: the ClientHello, appended to out. */
 int wsl_tls_start(wsl_tls_t *t, wsl_buf_t *out);
