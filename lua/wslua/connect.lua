@@ -19,6 +19,7 @@ local option_kinds = {
   origin = "string",
   ca = "string",
   insecure = "boolean",
+  server_name = "string",
 }
 
 local function parse_url(url)
@@ -114,6 +115,7 @@ return function(url, opts)
     close_timeout = opts.close_timeout,
     max_backpressure = opts.max_backpressure,
     tls = u.tls and { ca = opts.ca, insecure = opts.insecure } or nil,
+    server_name = opts.server_name,
   }, owners.handlers(nil))
   local client = setmetatable(Client.new(conn), Outbound)
   owners.set(conn, client)

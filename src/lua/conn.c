@@ -497,6 +497,8 @@ static int core_connect(lua_State *L) {
     lua_getfield(L, -2, "insecure");
     dial.tls = client_tls(L, lua_tostring(L, -2), lua_toboolean(L, -1));
   }
+  lua_getfield(L, 1, "server_name");
+  dial.server_name = lua_tostring(L, -1);
   wsl_ws_options_t options;
   read_ws_options(L, 1, &options);
   wsl_conn_t *c = wsl_connect(wsl_vm()->loop, &dial, &options,

@@ -112,7 +112,7 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
   c->dial_tls = dial->tls;
   if (dial->tls)
     snprintf(c->dial_server_name, sizeof c->dial_server_name, "%s",
-             dial->host);
+             dial->server_name ? dial->server_name : dial->host);
   wsl_http_parser_init(&c->http, WSL_HTTP_RESPONSE_MODE, NULL);
   c->http_parser_live = 1;
   wsl__conn_arm_timer(c, dial->handshake_timeout_ms);

@@ -16,6 +16,7 @@ typedef struct {
   const char *extra_headers; /* "Name: value\r\n..." or NULL */
   uint64_t handshake_timeout_ms;
   struct wsl_tls_ctx *tls;   /* wss://: a client TLS context, else NULL */
+  const char *server_name;   /* for SNI and verification; NULL: host */
 } wsl_dial_t;
 
 /* Starts connecting. Returns the connection (state DIALING): on_open or
