@@ -126,7 +126,7 @@ function Response:send(body)
     end
     return self:finish()
   end
-  if not self:has_header("content-type") then
+  if not self:has_header("content-type") and self.status ~= 304 and self.status ~= 204 then
     self:header("Content-Type", "text/html; charset=utf-8")
   end
   local ok, err = self:_send_head(#body)

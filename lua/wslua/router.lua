@@ -77,6 +77,9 @@ function Router:_serve(req, res)
       end
       allowed = allowed or {}
       allowed[#allowed + 1] = r.method
+      if r.method == "GET" then
+        allowed[#allowed + 1] = "HEAD" -- GET routes answer HEAD too
+      end
     end
   end
   if allowed then
