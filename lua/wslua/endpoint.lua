@@ -174,6 +174,9 @@ function Endpoint:_serve(req, res)
     res:header("Content-Type", "text/plain; charset=utf-8")
     if status == 426 then
       res:header("Sec-WebSocket-Version", "13")
+    elseif status == 405 then
+      -- RFC 9110 §15.5.6: a 405 names the methods the resource supports.
+      res:header("Allow", "GET")
     end
     log.info("%s %s: handshake refused (%d): %s", req.remote_addr, req.path, status,
       req.websocket_error or "not a WebSocket upgrade")
