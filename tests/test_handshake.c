@@ -212,7 +212,8 @@ static void test_response(void) {
   CHECK(wsl_http_header(&p.request, "Sec-WebSocket-Extensions") == NULL);
   CHECK(wsl_http_header(&p.request, "X-Extra") != NULL);
   CHECK(wsl_http_header(&p.request, "Date") != NULL);
-  CHECK_EQ_INT(wsl_handshake_client_check(&p.request, KEY, NULL, NULL, 0), 0);
+  CHECK_EQ_INT(wsl_handshake_client_check(&p.request, KEY, NULL, 0, NULL, 0),
+               0);
   wsl_http_parser_free(&p);
 
   b.len = 0;
@@ -294,6 +295,10 @@ static void test_client_request(void) {
 
 /* The client's check of the response, §4.1. */
 
+/* Whether the client under test offered extensions (then the check leaves
+ * Sec-WebSocket-Extensions to its caller). */
+static int extensions_offered;
+
 static int client_check(const char *fields, const char *offered, char *err,
                         size_t errlen) {
   wsl_buf_t b = WSL_BUF_INIT;
@@ -304,9 +309,10 @@ static int client_check(const char *fields, const char *offered, char *err,
   CHECK_EQ_INT(rc, WSL_HTTP_DONE);
   if (err != NULL && errlen > 0)
     err[0] = '\0';
-  int r = rc == WSL_HTTP_DONE ? wsl_handshake_client_check(&p.request, KEY,
-                                                           offered, err, errlen)
-                              : -2;
+  int r = rc == WSL_HTTP_DONE
+              ? wsl_handshake_client_check(&p.request, KEY, offered,
+                                           extensions_offered, err, errlen)
+              : -2;
   wsl_http_parser_free(&p);
   wsl_buf_free(&b);
   return r;
@@ -381,6 +387,11 @@ static void test_client_check(void) {
   expect_client(OK101 ACCEPT_LINE
                 "Sec-WebSocket-Extensions: permessage-deflate\r\n",
                 NULL, -1, "Sec-WebSocket-Extensions not offered");
+  extensions_offered = 1;
+  expect_client(OK101 ACCEPT_LINE
+                "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+                NULL, 0, NULL);
+  extensions_offered = 0;
 
   /* The message is cut to errlen, and errbuf may be NULL. */
   char small[8];

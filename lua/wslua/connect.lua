@@ -20,6 +20,7 @@ local option_kinds = {
   ca = "string",
   insecure = "boolean",
   server_name = "string",
+  compression = "boolean|table",
 }
 
 local function parse_url(url)
@@ -60,6 +61,7 @@ Outbound.__index = Outbound
 
 function Outbound:_open(protocol)
   self.protocol = protocol
+  self.compressed = self.conn:compressed()
   self.remote_addr = self.conn:remote_addr()
   self.opened = true
   local co = self.dialer
@@ -116,6 +118,7 @@ return function(url, opts)
     max_backpressure = opts.max_backpressure,
     tls = u.tls and { ca = opts.ca, insecure = opts.insecure } or nil,
     server_name = opts.server_name,
+    compression = options.compression("connect options", opts.compression),
   }, owners.handlers(nil))
   local client = setmetatable(Client.new(conn), Outbound)
   owners.set(conn, client)

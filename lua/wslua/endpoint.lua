@@ -51,6 +51,7 @@ function Endpoint.new(handler, opts)
       idle_timeout = opts.idle_timeout or 120,
       close_timeout = opts.close_timeout or 3,
       max_backpressure = opts.max_backpressure or MiB,
+      compression = options.compression("websocket options", opts.compression),
     },
     clients_by_id = {},
     count = 0,
@@ -214,19 +215,21 @@ function Endpoint:_serve(req, res)
         .. "', which the client did not offer", 0)
     end
   end
-  local ok, err = req.conn:upgrade(req.websocket_key, res.protocol, res.headers,
-    self.ws_options)
+  local ok, extensions = req.conn:upgrade(req.websocket_key, res.protocol, res.headers,
+    self.ws_options, req.headers["sec-websocket-extensions"])
   res.finished = true
   if not ok then
-    return true, err
+    return true, extensions
   end
-  self:_open(req, res.protocol, data)
+  self:_open(req, res.protocol, data, extensions)
   return true
 end
 
-function Endpoint:_open(req, protocol, data)
+function Endpoint:_open(req, protocol, data, extensions)
   local client = Client.new(req.conn, self, self.options.max_message or MiB)
   client.protocol = protocol
+  client.extensions = extensions
+  client.compressed = extensions ~= nil
   client.path = req.path
   owners.set(req.conn, client)
   self.clients_by_id[client.id] = client

@@ -59,4 +59,39 @@ function options.check(what, t, spec)
   return t
 end
 
+local compression_kinds = {
+  level = "number",
+  mem_level = "positive",
+  window_bits = "positive",
+  peer_window_bits = "positive",
+  threshold = "number",
+  server_no_context_takeover = "boolean",
+  client_no_context_takeover = "boolean",
+}
+
+local function in_range(what, t, name, lo, hi)
+  local v = t[name]
+  if v ~= nil and (v % 1 ~= 0 or v < lo or v > hi) then
+    error(string.format("option 'compression.%s' in %s must be an integer from %d to %d",
+      name, what, lo, hi), 4)
+  end
+end
+
+-- The compression option (true, false or a table of settings), checked;
+-- returns the table the core takes, or nil for none.
+function options.compression(what, value)
+  if not value then
+    return nil
+  end
+  if value == true then
+    return {}
+  end
+  options.check(what .. " (compression)", value, compression_kinds)
+  in_range(what, value, "level", 0, 9)
+  in_range(what, value, "mem_level", 1, 9)
+  in_range(what, value, "window_bits", 9, 15)
+  in_range(what, value, "peer_window_bits", 9, 15)
+  return value
+end
+
 return options

@@ -277,6 +277,29 @@ static int conn_abort(lua_State *L) {
   return 0;
 }
 
+/* Appends the headers of the array at idx ({name, value} pairs) to out.
+ * Returns -1 with the offending name on the stack when one is not a valid
+ * header (no header injection). */
+static int append_headers(lua_State *L, int idx, wsl_buf_t *out) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    size_t nlen, vlen;
+    const char *name = lua_tolstring(L, -2, &nlen);
+    const char *value = lua_tolstring(L, -1, &vlen);
+    if (name == NULL || value == NULL ||
+        wsl_http_response_header(out, name, nlen, value, vlen) != 0) {
+      lua_pushstring(L, name ? name : "(not a string)");
+      return -1;
+    }
+    lua_pop(L, 3);
+  }
+  return 0;
+}
+
 /* conn:write_head(status, headers): headers an array of {name, value}. */
 static int conn_write_head(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
@@ -287,21 +310,9 @@ static int conn_write_head(lua_State *L) {
     return 2;
   wsl_buf_t out = WSL_BUF_INIT;
   wsl_http_response_begin(&out, status);
-  lua_Integer n = luaL_len(L, 3);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, 3, i);
-    lua_rawgeti(L, -1, 1);
-    lua_rawgeti(L, -2, 2);
-    size_t nlen, vlen;
-    const char *name = lua_tolstring(L, -2, &nlen);
-    const char *value = lua_tolstring(L, -1, &vlen);
-    if (name == NULL || value == NULL ||
-        wsl_http_response_header(&out, name, nlen, value, vlen) != 0) {
-      wsl_buf_free(&out);
-      return luaL_error(L, "invalid response header %s",
-                        name ? name : "(not a string)");
-    }
-    lua_pop(L, 3);
+  if (append_headers(L, 3, &out) != 0) {
+    wsl_buf_free(&out);
+    return luaL_error(L, "invalid response header %s", lua_tostring(L, -1));
   }
   wsl_http_response_end(&out);
   int r = wsl_conn_write(c, out.data, out.len);
@@ -328,6 +339,38 @@ static int conn_finish(lua_State *L) {
   return result(L, wsl_conn_http_finish(c, keep_alive));
 }
 
+/* options.compression = true | {level, mem_level, window_bits,
+ * peer_window_bits, threshold, server_no_context_takeover,
+ * client_no_context_takeover} */
+static void read_deflate_options(lua_State *L, int idx, wsl_ws_options_t *o) {
+  int t = lua_getfield(L, idx, "compression");
+  if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+    lua_pop(L, 1);
+    return;
+  }
+  wsl_deflate_config_t *c = &o->deflate_config;
+  o->deflate = 1;
+  if (t == LUA_TTABLE) {
+    int ct = lua_gettop(L);
+    c->level = (int)wsl_lua_optfield(L, ct, "level", c->level < 0 ? 6 : c->level);
+    c->mem_level = (int)wsl_lua_optfield(L, ct, "mem_level", c->mem_level);
+    c->window_bits =
+        (int)wsl_lua_optfield(L, ct, "window_bits", c->window_bits);
+    c->peer_window_bits =
+        (int)wsl_lua_optfield(L, ct, "peer_window_bits", c->peer_window_bits);
+    c->threshold = (size_t)wsl_lua_optfield(L, ct, "threshold",
+                                            (lua_Number)c->threshold);
+    lua_getfield(L, ct, "server_no_context_takeover");
+    if (!lua_isnil(L, -1))
+      c->server_no_context_takeover = lua_toboolean(L, -1);
+    lua_getfield(L, ct, "client_no_context_takeover");
+    if (!lua_isnil(L, -1))
+      c->client_no_context_takeover = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
 static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o) {
   wsl_ws_options_default(o);
   if (lua_isnoneornil(L, idx))
@@ -344,10 +387,13 @@ static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o) {
       1000);
   o->max_backpressure = (size_t)wsl_lua_optfield(
       L, idx, "max_backpressure", (lua_Number)o->max_backpressure);
+  read_deflate_options(L, idx, o);
 }
 
-/* conn:upgrade(key, protocol|nil, headers|nil, options|nil): the 101
- * response, then the WebSocket session. */
+/* conn:upgrade(key, protocol|nil, headers|nil, options|nil, offer|nil):
+ * the 101 response, then the WebSocket session. With options.compression
+ * and the client's Sec-WebSocket-Extensions offer, permessage-deflate is
+ * negotiated. Returns true and the extensions agreed (or nil). */
 static int conn_upgrade(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
   size_t key_len;
@@ -360,31 +406,37 @@ static int conn_upgrade(lua_State *L) {
     return 2;
   char accept[WSL_ACCEPT_LEN + 1];
   wsl_handshake_accept(key, key_len, accept);
+  size_t offer_len = 0;
+  const char *offer = luaL_optlstring(L, 6, NULL, &offer_len);
+  wsl_buf_t extensions = WSL_BUF_INIT;
+  if (options.deflate)
+    options.deflate =
+        offer && wsl_deflate_negotiate(offer, offer_len, &options.deflate_config,
+                                       &options.deflate_params,
+                                       &extensions) == 1;
+  wsl_buf_append(&extensions, "", 1); /* NUL-terminated */
   wsl_buf_t out = WSL_BUF_INIT;
-  wsl_handshake_response(&out, accept, protocol, NULL);
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, 4);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, 4, i);
-      lua_rawgeti(L, -1, 1);
-      lua_rawgeti(L, -2, 2);
-      size_t nlen, vlen;
-      const char *name = lua_tolstring(L, -2, &nlen);
-      const char *value = lua_tolstring(L, -1, &vlen);
-      if (name == NULL || value == NULL ||
-          wsl_http_response_header(&out, name, nlen, value, vlen) != 0) {
-        wsl_buf_free(&out);
-        return luaL_error(L, "invalid response header %s",
-                          name ? name : "(not a string)");
-      }
-      lua_pop(L, 3);
-    }
+  wsl_handshake_response(&out, accept, protocol,
+                         options.deflate ? extensions.data : NULL);
+  if (!lua_isnoneornil(L, 4) && append_headers(L, 4, &out) != 0) {
+    wsl_buf_free(&out);
+    wsl_buf_free(&extensions);
+    return luaL_error(L, "invalid response header %s", lua_tostring(L, -1));
   }
   wsl_http_response_end(&out);
   int r = wsl_conn_upgrade(c, out.data, out.len, &options);
   wsl_buf_free(&out);
-  return result(L, r);
+  if (r != 0) {
+    wsl_buf_free(&extensions);
+    return result(L, r);
+  }
+  lua_pushboolean(L, 1);
+  if (options.deflate)
+    lua_pushstring(L, extensions.data);
+  else
+    lua_pushnil(L);
+  wsl_buf_free(&extensions);
+  return 2;
 }
 
 static int conn_remote_addr(lua_State *L) {
@@ -406,6 +458,12 @@ static int conn_id(lua_State *L) {
   return 1;
 }
 
+static int conn_compressed(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  lua_pushboolean(L, lc->conn && wsl_conn_compressed(lc->conn));
+  return 1;
+}
+
 static int conn_is_open(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
   lua_pushboolean(L, lc->conn && wsl_conn_state(lc->conn) == WSL_CONN_OPEN);
@@ -422,26 +480,27 @@ static int conn_tostring(lua_State *L) {
   return 1;
 }
 
-/* core.broadcast(conns, data [, binary]): one frame, built once, written to
- * every open connection of the array; returns how many it was queued for. */
+/* core.broadcast(conns, data [, binary]): one message to every open
+ * connection of the array, each distinct frame built once; returns how many
+ * it was queued for. */
 static int core_broadcast(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   int binary = lua_toboolean(L, 3);
-  wsl_shared_frame_t *f =
-      wsl_shared_frame_new(binary ? WSL_OP_BINARY : WSL_OP_TEXT, data, len);
-  if (f == NULL)
+  wsl_broadcast_t *b =
+      wsl_broadcast_new(binary ? WSL_OP_BINARY : WSL_OP_TEXT, data, len);
+  if (b == NULL)
     return luaL_error(L, "out of memory");
   lua_Integer sent = 0, n = luaL_len(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     lconn_t *lc = luaL_testudata(L, -1, CONN_MT);
-    if (lc && lc->conn && wsl_conn_send_shared(lc->conn, f) == 0)
+    if (lc && lc->conn && wsl_conn_send_broadcast(lc->conn, b) == 0)
       sent++;
     lua_pop(L, 1);
   }
-  wsl_shared_frame_release(f);
+  wsl_broadcast_free(b);
   lua_pushinteger(L, sent);
   return 1;
 }
@@ -524,6 +583,7 @@ static const luaL_Reg conn_methods[] = {
     {"buffered", conn_buffered},
     {"id", conn_id},
     {"is_open", conn_is_open},
+    {"compressed", conn_compressed},
     {NULL, NULL},
 };
 

@@ -15,6 +15,14 @@ void wsl_ws_options_default(wsl_ws_options_t *o) {
   o->idle_timeout_ms = 120000;
   o->close_timeout_ms = 3000;
   o->max_backpressure = 1 << 20;
+  /* Compression, when asked for, keeps no context between messages by
+   * default: a connection then costs almost nothing while idle. */
+  o->deflate = 0;
+  wsl_deflate_config_default(&o->deflate_config);
+  o->deflate_config.server_no_context_takeover = 1;
+  o->deflate_config.client_no_context_takeover = 1;
+  o->deflate_config.threshold = 32;
+  memset(&o->deflate_params, 0, sizeof o->deflate_params);
 }
 
 wsl_conn_state_t wsl_conn_state(const wsl_conn_t *c) {
@@ -94,6 +102,7 @@ void wsl__conn_unref(wsl_conn_t *c) {
   if (c->http_parser_live)
     wsl_http_parser_free(&c->http);
   wsl_tls_free(c->tls);
+  wsl__compress_free(c);
   wsl_buf_free(&c->pending);
   free(c->dial_request);
   free(c->dial_protocols);
@@ -329,12 +338,6 @@ static void process_pending(wsl_conn_t *c) {
 
 /* --- writing ------------------------------------------------------------ */
 
-struct wsl_shared_frame {
-  size_t refs;
-  size_t len;
-  char bytes[];
-};
-
 typedef struct {
   uv_write_t req;
   wsl_shared_frame_t *shared;
@@ -345,7 +348,7 @@ static void on_write(uv_write_t *req, int status) {
   write_req_t *w = (write_req_t *)req;
   wsl_conn_t *c = req->data;
   if (w->shared)
-    wsl_shared_frame_release(w->shared);
+    wsl__shared_frame_release(w->shared);
   free(w);
   if (c->handles_closing)
     return;
@@ -400,7 +403,7 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
   int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
   if (r != 0) {
     if (shared)
-      wsl_shared_frame_release(shared);
+      wsl__shared_frame_release(shared);
     free(w);
     close_now(c);
     return UV_ECANCELED;
@@ -497,8 +500,8 @@ static void mask_key(uint8_t key[4]) {
   left -= 4;
 }
 
-int wsl__conn_write_frame(wsl_conn_t *c, int opcode, const void *data,
-                          size_t len) {
+int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
+                          const void *data, size_t len) {
   uint8_t head[WSL_FRAME_HEADER_MAX];
   uint8_t key[4];
   const uint8_t *mask = NULL;
@@ -506,7 +509,7 @@ int wsl__conn_write_frame(wsl_conn_t *c, int opcode, const void *data,
     mask_key(key);
     mask = key;
   }
-  size_t hlen = wsl_frame_header_encode(head, 1, 0, opcode, len, mask);
+  size_t hlen = wsl_frame_header_encode(head, 1, rsv, opcode, len, mask);
   /* Header and payload go out in one piece: one write, one packet for small
    * frames. */
   char small[512];
@@ -524,10 +527,10 @@ int wsl__conn_write_frame(wsl_conn_t *c, int opcode, const void *data,
   return r;
 }
 
-wsl_shared_frame_t *wsl_shared_frame_new(int opcode, const void *data,
-                                         size_t len) {
+wsl_shared_frame_t *wsl__shared_frame_new(int opcode, int rsv, const void *data,
+                                          size_t len) {
   uint8_t head[WSL_FRAME_HEADER_MAX];
-  size_t hlen = wsl_frame_header_encode(head, 1, 0, opcode, len, NULL);
+  size_t hlen = wsl_frame_header_encode(head, 1, rsv, opcode, len, NULL);
   wsl_shared_frame_t *f = malloc(sizeof *f + hlen + len);
   if (f == NULL)
     return NULL;
@@ -539,7 +542,7 @@ wsl_shared_frame_t *wsl_shared_frame_new(int opcode, const void *data,
   return f;
 }
 
-void wsl_shared_frame_release(wsl_shared_frame_t *f) {
+void wsl__shared_frame_release(wsl_shared_frame_t *f) {
   if (--f->refs == 0)
     free(f);
 }
@@ -556,10 +559,25 @@ int wsl_conn_send(wsl_conn_t *c, int opcode, const void *data, size_t len) {
   if (c->state != WSL_CONN_OPEN)
     return UV_ECANCELED;
   int r = check_backpressure(c);
-  return r ? r : wsl__conn_write_frame(c, opcode, data, len);
+  if (r)
+    return r;
+  wsl_buf_t packed = WSL_BUF_INIT;
+  int compressed = wsl__compress_message(c, data, len, &packed);
+  if (compressed < 0)
+    r = UV_ENOMEM;
+  else if (compressed)
+    r = wsl__conn_write_frame(c, opcode, WSL_RSV1, packed.data, packed.len);
+  else
+    r = wsl__conn_write_frame(c, opcode, 0, data, len);
+  wsl_buf_free(&packed);
+  return r;
 }
 
-int wsl_conn_send_shared(wsl_conn_t *c, wsl_shared_frame_t *f) {
+int wsl_conn_compressed(const wsl_conn_t *c) {
+  return c->compress;
+}
+
+int wsl__conn_write_shared(wsl_conn_t *c, wsl_shared_frame_t *f) {
   if (c->state != WSL_CONN_OPEN || c->role != WSL_ROLE_SERVER)
     return UV_ECANCELED;
   int r = check_backpressure(c);
@@ -571,7 +589,7 @@ int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len) {
     return UV_ECANCELED;
   if (len > 125)
     return UV_EINVAL;
-  return wsl__conn_write_frame(c, WSL_OP_PING, data, len);
+  return wsl__conn_write_frame(c, WSL_OP_PING, 0, data, len);
 }
 
 /* --- HTTP answers ------------------------------------------------------- */

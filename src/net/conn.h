@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "proto/deflate.h"
 #include "proto/http.h"
 
 typedef struct wsl_conn wsl_conn_t;
@@ -24,6 +25,13 @@ typedef struct {
   uint64_t close_timeout_ms; /* wait for the peer's close (default 3 s) */
   size_t max_backpressure;   /* bytes queued for sending; over: close 1008
                                 (default 1 MiB; 0: none) */
+  /* permessage-deflate (RFC 7692). Client role: deflate_config is offered
+   * when deflate is set. Server role: the owner negotiates
+   * (wsl_deflate_negotiate) and passes what was agreed in deflate_params
+   * with deflate set. */
+  int deflate;
+  wsl_deflate_config_t deflate_config;
+  wsl_deflate_params_t deflate_params;
 } wsl_ws_options_t;
 
 void wsl_ws_options_default(wsl_ws_options_t *o);
@@ -91,14 +99,18 @@ int wsl_conn_close(wsl_conn_t *c, int code, const char *reason, size_t len);
 /* Closes the TCP connection now (after queued bytes if flush). */
 void wsl_conn_abort(wsl_conn_t *c, int flush);
 
-/* A frame built once and written to many connections (broadcast). The bytes
- * are shared, reference counted, never copied per connection. */
-typedef struct wsl_shared_frame wsl_shared_frame_t;
-wsl_shared_frame_t *wsl_shared_frame_new(int opcode, const void *data,
-                                         size_t len);
-void wsl_shared_frame_release(wsl_shared_frame_t *f);
-/* Server role only (server frames are not masked, so bytes can be shared). */
-int wsl_conn_send_shared(wsl_conn_t *c, wsl_shared_frame_t *f);
+/* Whether permessage-deflate is in use on the connection. */
+int wsl_conn_compressed(const wsl_conn_t *c);
+
+/* A message sent to many connections. Its frame is built once for every
+ * connection that takes it as is (and compressed once for every set of
+ * compression settings that keeps no context between messages); the bytes
+ * are shared, reference counted, never copied per connection. A connection
+ * whose compressor keeps context compresses for itself. */
+typedef struct wsl_broadcast wsl_broadcast_t;
+wsl_broadcast_t *wsl_broadcast_new(int opcode, const void *data, size_t len);
+int wsl_conn_send_broadcast(wsl_conn_t *c, wsl_broadcast_t *b);
+void wsl_broadcast_free(wsl_broadcast_t *b);
 
 /* Server role: made by the listener for an accepted socket. */
 typedef struct wsl_conn_config {

@@ -38,6 +38,7 @@ struct wsl_conn {
   wsl_frame_parser_t frames;
   uint32_t utf8;          /* validation state of the current text message */
   int msg_opcode;         /* opcode of the message in progress, or 0 */
+  int msg_compressed;     /* it came with RSV1: inflate its pieces */
   int msg_delivered;      /* a piece of it went to the owner */
   int msg_done;           /* its last piece went to the owner */
   uint64_t frame_got;     /* payload bytes of the current frame so far */
@@ -51,6 +52,12 @@ struct wsl_conn {
   size_t close_reason_len;
   const char *error;      /* what went wrong, for on_close */
   char error_buf[128];    /* for an error message made at run time */
+
+  /* permessage-deflate, when negotiated (compress.c) */
+  int compress;
+  wsl_deflater_t *deflater; /* our own, or the thread's shared one */
+  int deflater_shared;
+  wsl_inflater_t *inflater;
 
   /* client role */
   char *dial_request;     /* the handshake request bytes */
@@ -67,15 +74,27 @@ typedef struct wsl_conn_list {
   void (*on_empty)(struct wsl_conn_list *list); /* the last one was freed */
 } wsl_conn_list_t;
 
+/* A frame's bytes, built once and referenced by every write of it. */
+typedef struct wsl_shared_frame {
+  size_t refs;
+  size_t len;
+  char bytes[];
+} wsl_shared_frame_t;
+
 /* conn.c */
+wsl_shared_frame_t *wsl__shared_frame_new(int opcode, int rsv, const void *data,
+                                          size_t len);
+void wsl__shared_frame_release(wsl_shared_frame_t *f);
+/* Queues a shared frame on an open server-role connection. */
+int wsl__conn_write_shared(wsl_conn_t *c, wsl_shared_frame_t *f);
 wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
                           const wsl_conn_handler_t *handler,
                           wsl_conn_list_t *list);
 void wsl__conn_unref(wsl_conn_t *c);
 void wsl__conn_start_reading(wsl_conn_t *c);
 void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms);
-int wsl__conn_write_frame(wsl_conn_t *c, int opcode, const void *data,
-                          size_t len);
+int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
+                          const void *data, size_t len);
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why);
 void wsl__conn_fill_remote_addr(wsl_conn_t *c);
 /* Puts TLS under the connection; the client role sends its ClientHello. */
@@ -87,6 +106,23 @@ int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
 void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len);
 void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options);
 void wsl__ws_on_timer(wsl_conn_t *c);
+/* Hands a piece of the message in progress to the owner. */
+void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last);
+
+/* compress.c: permessage-deflate on a connection. */
+int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o);
+void wsl__compress_free(wsl_conn_t *c);
+/* Inflates a piece of a compressed message (fin: its last) and delivers
+ * the result; returns -1 when the connection failed (1009, 1007). */
+int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
+                          int fin);
+/* 1 with the compressed payload appended to out, 0 when the message goes
+ * as it is (no compression, or under the threshold), -1 out of memory. */
+int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,
+                          wsl_buf_t *out);
+/* Settings under which a compressed frame can be shared: 0 when this
+ * connection's compressor keeps context (it compresses for itself). */
+int wsl__compress_share_key(const wsl_conn_t *c);
 
 /* connect.c: the response to our handshake request. */
 size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len);

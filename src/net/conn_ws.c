@@ -15,6 +15,9 @@ void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
   wsl_frame_parser_init(&c->frames, c->role);
   c->frames.max_message = c->ws.max_message;
   c->frames.max_frame = c->ws.max_frame ? c->ws.max_frame : c->ws.max_message;
+  if (wsl__compress_open(c, &c->ws) != 0)
+    wsl_log(WSL_LOG_WARN, "%s: no memory for compression, closing",
+            c->remote_addr);
   c->state = WSL_CONN_OPEN;
   c->last_read_ms = uv_now(c->tcp.loop);
   wsl__conn_arm_timer(c, c->ws.idle_timeout_ms * 3 / 4);
@@ -25,7 +28,7 @@ static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
   uint8_t payload[125];
   size_t n = wsl_close_encode(payload, code, reason, len);
   c->close_sent = 1;
-  wsl__conn_write_frame(c, WSL_OP_CLOSE, payload, n);
+  wsl__conn_write_frame(c, WSL_OP_CLOSE, 0, payload, n);
 }
 
 static void remember_close(wsl_conn_t *c, int code, const char *reason,
@@ -87,7 +90,7 @@ static void on_control_frame(wsl_conn_t *c, int opcode) {
   switch (opcode) {
   case WSL_OP_PING:
     if (c->state == WSL_CONN_OPEN)
-      wsl__conn_write_frame(c, WSL_OP_PONG, c->ctrl, c->ctrl_len);
+      wsl__conn_write_frame(c, WSL_OP_PONG, 0, c->ctrl, c->ctrl_len);
     break;
   case WSL_OP_PONG:
     break; /* unsolicited pongs are allowed and ignored (§5.5.3) */
@@ -97,8 +100,8 @@ static void on_control_frame(wsl_conn_t *c, int opcode) {
   }
 }
 
-static void deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
-                    int last) {
+void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
+                     int last) {
   int first = !c->msg_delivered;
   c->msg_delivered = 1;
   if (last)
@@ -117,6 +120,8 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
     return 0;
   }
   c->frame_got += len;
+  if (c->msg_compressed)
+    return wsl__compress_inflate(c, data, len, 0); /* ends at the frame end */
   int last = h->fin && c->frame_got == h->length;
   if (c->msg_opcode == WSL_OP_TEXT) {
     c->utf8 = wsl_utf8_feed(c->utf8, data, len);
@@ -126,7 +131,7 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
       return -1;
     }
   }
-  deliver(c, data, len, last);
+  wsl__ws_deliver(c, data, len, last);
   return 0;
 }
 
@@ -137,12 +142,14 @@ static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
   }
   if (!h->fin)
     return 0;
+  if (c->msg_compressed && wsl__compress_inflate(c, NULL, 0, 1) != 0)
+    return -1;
   if (!c->msg_done) {
     if (c->msg_opcode == WSL_OP_TEXT && c->utf8 != WSL_UTF8_ACCEPT) {
       wsl__conn_fail(c, 1007, "text message is not valid UTF-8");
       return -1;
     }
-    deliver(c, NULL, 0, 1);
+    wsl__ws_deliver(c, NULL, 0, 1);
   }
   c->msg_opcode = 0;
   c->msg_delivered = c->msg_done = 0;
@@ -169,6 +176,7 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
         c->ctrl_len = 0;
       } else if (ev.header.first) {
         c->msg_opcode = ev.header.message_opcode;
+        c->msg_compressed = ev.header.compressed;
         c->utf8 = WSL_UTF8_ACCEPT;
       }
       break;
@@ -198,7 +206,7 @@ void wsl__ws_on_timer(wsl_conn_t *c) {
   }
   if (quiet >= ping_at && !c->ping_outstanding) {
     c->ping_outstanding = 1;
-    wsl__conn_write_frame(c, WSL_OP_PING, NULL, 0);
+    wsl__conn_write_frame(c, WSL_OP_PING, 0, NULL, 0);
   }
   wsl__conn_arm_timer(c, quiet >= ping_at ? idle - quiet : ping_at - quiet);
 }

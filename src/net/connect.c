@@ -103,6 +103,11 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
   wsl_buf_t req = WSL_BUF_INIT;
   wsl_handshake_client_request(&req, dial->host_header, dial->path,
                                c->dial_key, dial->protocols);
+  if (c->ws.deflate) {
+    wsl_buf_append_str(&req, "Sec-WebSocket-Extensions: ");
+    wsl_deflate_client_offer(&req, &c->ws.deflate_config);
+    wsl_buf_append_str(&req, "\r\n");
+  }
   if (dial->extra_headers)
     wsl_buf_append_str(&req, dial->extra_headers);
   wsl_http_response_end(&req);
@@ -136,6 +141,31 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
   return c;
 }
 
+/* The server's answer to our permessage-deflate offer (RFC 7692 §5):
+ * none (compression off), or one we accept; anything else fails. */
+static int check_extensions(wsl_conn_t *c) {
+  const wsl_http_request_t *r = &c->http.request;
+  if (!c->ws.deflate)
+    return 0;
+  size_t n = wsl_http_header_count(r, "Sec-WebSocket-Extensions");
+  if (n == 0) {
+    c->ws.deflate = 0;
+    return 0;
+  }
+  const wsl_http_header_t *h = wsl_http_header(r, "Sec-WebSocket-Extensions");
+  if (n > 1 || wsl_deflate_client_accept(h->value, h->value_len,
+                                         &c->ws.deflate_config,
+                                         &c->ws.deflate_params, c->error_buf,
+                                         sizeof c->error_buf) != 0) {
+    if (n > 1)
+      snprintf(c->error_buf, sizeof c->error_buf,
+               "more than one Sec-WebSocket-Extensions");
+    fail_dial(c, c->error_buf);
+    return -1;
+  }
+  return 0;
+}
+
 size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
   size_t used = 0;
   int r = wsl_http_parse(&c->http, data, len, &used);
@@ -146,11 +176,13 @@ size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
     return len;
   }
   if (wsl_handshake_client_check(&c->http.request, c->dial_key,
-                                 c->dial_protocols, c->error_buf,
+                                 c->dial_protocols, c->ws.deflate, c->error_buf,
                                  sizeof c->error_buf) != 0) {
     fail_dial(c, c->error_buf);
     return len;
   }
+  if (check_extensions(c) != 0)
+    return len;
   wsl__ws_open(c, NULL);
   if (c->handler->on_open)
     c->handler->on_open(c, &c->http.request);

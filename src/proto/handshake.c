@@ -190,7 +190,8 @@ static int list_has(const char *list, const char *s, size_t len) {
 }
 
 int wsl_handshake_client_check(const wsl_http_request_t *resp, const char *key,
-                               const char *offered_protocols, char *errbuf,
+                               const char *offered_protocols,
+                               int extensions_offered, char *errbuf,
                                size_t errlen) {
   if (resp->status != 101)
     return client_fail(errbuf, errlen, "unexpected status %d", resp->status);
@@ -222,7 +223,8 @@ int wsl_handshake_client_check(const wsl_http_request_t *resp, const char *key,
           (int)(p->value_len > 64 ? 64 : p->value_len), p->value);
   }
   /* §4.1: extensions the client did not offer fail the connection. */
-  if (wsl_http_header_count(resp, "Sec-WebSocket-Extensions") > 0)
+  if (!extensions_offered &&
+      wsl_http_header_count(resp, "Sec-WebSocket-Extensions") > 0)
     return client_fail(errbuf, errlen, "Sec-WebSocket-Extensions not offered");
   return 0;
 }

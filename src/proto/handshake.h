@@ -60,12 +60,14 @@ int wsl_handshake_client_request(wsl_buf_t *out, const char *host_header,
 /* Client side, §4.1: 0 when resp is status 101 with Upgrade: websocket and
  * Connection: upgrade (tokens, case-insensitive), one Sec-WebSocket-Accept
  * equal to the accept of key, a Sec-WebSocket-Protocol only if protocols were
- * offered and then exactly one of them, and no Sec-WebSocket-Extensions (none
- * are offered yet). Else -1, with a message naming the failure written to
+ * offered and then exactly one of them, and no Sec-WebSocket-Extensions
+ * unless extensions_offered (then checking them is the caller's, who knows
+ * what it offered). Else -1, with a message naming the failure written to
  * errbuf (NUL-terminated, cut to errlen; errbuf may be NULL), e.g.
  * "unexpected status 403". */
 int wsl_handshake_client_check(const wsl_http_request_t *resp, const char *key,
-                               const char *offered_protocols, char *errbuf,
+                               const char *offered_protocols,
+                               int extensions_offered, char *errbuf,
                                size_t errlen);
 
 #endif

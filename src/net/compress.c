@@ -1,0 +1,146 @@
+/* permessage-deflate (RFC 7692) on a connection: the compressors a
+ * connection uses, inflating what arrives, compressing what leaves. The
+ * codec and the negotiation are proto/deflate.c.
+ *
+ * Memory, in three modes: a compressor that keeps context between messages
+ * is the connection's own (best ratio, ~270 KB once used); one that keeps
+ * none is shared by every such connection of the thread with the same
+ * settings (costs nothing per connection); an inflater for a peer that keeps
+ * no context gives its zlib state back after each message ("released"). */
+#include "net/conn_internal.h"
+
+#include <stdlib.h>
+
+#include "net/log.h"
+#include "proto/utf8.h"
+
+/* One shared deflater per thread and setting (window bits, level, memory
+ * level): no_context_takeover resets it after every message. */
+typedef struct {
+  int key;
+  wsl_deflater_t *deflater;
+} shared_deflater_t;
+
+static _Thread_local shared_deflater_t shared_deflaters[8];
+static _Thread_local int shared_count;
+
+static int settings_key(int level, int mem_level, int window_bits) {
+  return (window_bits << 8) | ((level + 1) << 4) | mem_level;
+}
+
+static wsl_deflater_t *shared_deflater(int level, int mem_level,
+                                       int window_bits) {
+  int key = settings_key(level, mem_level, window_bits);
+  for (int i = 0; i < shared_count; i++)
+    if (shared_deflaters[i].key == key)
+      return shared_deflaters[i].deflater;
+  if (shared_count == 8)
+    return NULL; /* unusual settings: the connection gets its own */
+  wsl_deflater_t *d = wsl_deflater_new(level, mem_level, window_bits, 1);
+  if (d) {
+    shared_deflaters[shared_count].key = key;
+    shared_deflaters[shared_count].deflater = d;
+    shared_count++;
+  }
+  return d;
+}
+
+int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
+  if (!o->deflate)
+    return 0;
+  const wsl_deflate_params_t *p = &o->deflate_params;
+  const wsl_deflate_config_t *cfg = &o->deflate_config;
+  int server = c->role == WSL_ROLE_SERVER;
+  /* Our deflater follows our side's parameters, the inflater the peer's. */
+  int our_bits = server ? p->server_max_window_bits : p->client_max_window_bits;
+  int our_reset =
+      server ? p->server_no_context_takeover : p->client_no_context_takeover;
+  int peer_bits =
+      server ? p->client_max_window_bits : p->server_max_window_bits;
+  int peer_reset =
+      server ? p->client_no_context_takeover : p->server_no_context_takeover;
+  if (our_reset) {
+    c->deflater = shared_deflater(cfg->level, cfg->mem_level, our_bits);
+    c->deflater_shared = c->deflater != NULL;
+  }
+  if (c->deflater == NULL)
+    c->deflater =
+        wsl_deflater_new(cfg->level, cfg->mem_level, our_bits, our_reset);
+  c->inflater = wsl_inflater_new(peer_bits, peer_reset);
+  if (c->deflater == NULL || c->inflater == NULL) {
+    wsl__compress_free(c);
+    return -1;
+  }
+  c->compress = 1;
+  c->frames.allowed_rsv = WSL_RSV1;
+  /* The limits are on the inflated message (checked while inflating); the
+   * compressed bytes of an incompressible message are slightly more than
+   * the message itself (stored blocks), so the raw limits get room. */
+  c->frames.max_frame += c->frames.max_frame / 16 + 1024;
+  c->frames.max_message += c->frames.max_message / 16 + 1024;
+  return 0;
+}
+
+void wsl__compress_free(wsl_conn_t *c) {
+  if (!c->deflater_shared)
+    wsl_deflater_free(c->deflater);
+  wsl_inflater_free(c->inflater);
+  c->deflater = NULL;
+  c->inflater = NULL;
+  c->compress = 0;
+}
+
+static int on_inflated(void *ud, const uint8_t *data, size_t len) {
+  wsl_conn_t *c = ud;
+  if (c->msg_opcode == WSL_OP_TEXT) {
+    c->utf8 = wsl_utf8_feed(c->utf8, data, len);
+    if (c->utf8 == WSL_UTF8_REJECT) {
+      wsl__conn_fail(c, 1007, "text message is not valid UTF-8");
+      return 1;
+    }
+  }
+  wsl__ws_deliver(c, data, len, 0);
+  return c->handles_closing || c->close_after_flush ? 1 : 0;
+}
+
+int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
+                          int fin) {
+  int r = wsl_inflater_feed(c->inflater, data, len, fin, c->ws.max_message,
+                            on_inflated, c);
+  if (r == WSL_DEFLATE_TOO_BIG) {
+    wsl__conn_fail(c, 1009, "inflated message too big");
+    return -1;
+  }
+  if (r == WSL_DEFLATE_BAD_DATA) {
+    wsl__conn_fail(c, 1007, "invalid compressed data");
+    return -1;
+  }
+  if (r == WSL_DEFLATE_NO_MEMORY) {
+    wsl__conn_fail(c, 1011, "out of memory inflating");
+    return -1;
+  }
+  if (r != 0)
+    return -1; /* the sink stopped: the connection failed already */
+  if (fin)
+    wsl_inflater_release(c->inflater);
+  return 0;
+}
+
+int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,
+                          wsl_buf_t *out) {
+  if (!c->compress || len < c->ws.deflate_config.threshold)
+    return 0;
+  if (wsl_deflater_compress(c->deflater, data, len, out) != 0)
+    return -1;
+  if (!c->deflater_shared)
+    wsl_deflater_release(c->deflater);
+  return 1;
+}
+
+int wsl__compress_share_key(const wsl_conn_t *c) {
+  if (!c->deflater_shared)
+    return 0;
+  const wsl_deflate_config_t *cfg = &c->ws.deflate_config;
+  const wsl_deflate_params_t *p = &c->ws.deflate_params;
+  return settings_key(cfg->level, cfg->mem_level, p->server_max_window_bits);
+}
