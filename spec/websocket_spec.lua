@@ -284,3 +284,23 @@ describe("message size limits", function()
     end)
   end)
 end)
+
+describe("stopping", function()
+  it("lets on_stop wait and send before clients get 1001", function()
+    local handler = {}
+    function handler:on_start(e) self.endpoint = e end
+    function handler:on_stop()
+      wslua.sleep(0.1)
+      self.endpoint:send(nil, "after a pause")
+    end
+    local server = h.serve(wslua.host { wslua.websocket(handler) })
+    h.run(function()
+      local c = assert(wslua.connect(server:url("/")))
+      h.wait_for(function() return server:connections() == 1 end)
+      h.stop(server)
+      assert.equal("after a pause", c:receive())
+      assert.same({ nil, "closed" }, { c:receive() })
+      assert.equal(1001, c.close_code)
+    end)
+  end)
+end)

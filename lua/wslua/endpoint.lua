@@ -84,18 +84,25 @@ function Endpoint:_start()
   end
 end
 
--- on_stop runs while sends still work; then every client is closed (1001).
+-- on_stop runs while sends still work; when it returns (it may wait, within
+-- the server's graceful stop time) every client is closed with 1001.
 function Endpoint:_stop()
   if not self.started then
     return
   end
   self.started = false
+  local function close_all()
+    for _, client in pairs(self.clients_by_id) do
+      client:close(1001, "server shutting down")
+    end
+  end
   scheduler.spawn(function()
     self:_call("on_stop")
+    close_all()
+  end, function(trace)
+    log.error("on_stop failed: %s", trace)
+    close_all()
   end)
-  for _, client in pairs(self.clients_by_id) do
-    client:close(1001, "server shutting down")
-  end
 end
 
 -- endpoint:send(nil | id | {ids}, payload [, "binary"]): nil sends to every
