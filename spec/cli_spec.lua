@@ -214,6 +214,31 @@ describe("the wslua binary", function()
     assert.matches("127%.0%.0%.1:" .. port .. ": address already in use", lines[1])
   end)
 
+  it("writes JSON log lines with --log-format json, text with --log-format text", function()
+    local dir = make_dir { ["app.lua"] = HOST_APP }
+    local busy = h.serve(wslua.host { function(_, res)
+      res:send("")
+    end })
+    local port = busy:port()
+    local _, _, json_err = run_cli(string.format("%s --log-format json --listen 127.0.0.1:%d",
+      quote(dir .. "/app.lua"), port))
+    local _, _, text_err = run_cli(string.format("--log-format text %s --listen 127.0.0.1:%d",
+      quote(dir .. "/app.lua"), port))
+    local code, _, bad_err = run_cli("--log-format xml " .. quote(dir .. "/app.lua"))
+    h.run(function()
+      h.stop(busy)
+    end)
+    remove_dir(dir)
+    local line = assert(json_err:match("[^\n]+"))
+    local entry = require("cjson").decode(line)
+    assert.equal("error", entry.level)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", entry.time)
+    assert.matches("address already in use", entry.msg)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT[%d:.]+Z error .*address already in use", text_err)
+    assert.is_not.equal(0, code)
+    assert.matches("--log-format must be text or json", bad_err, 1, true)
+  end)
+
   describe("with a served app", function()
     local dir
     setup(function()

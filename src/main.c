@@ -21,6 +21,7 @@ static const char usage[] =
     "options:\n"
     "  --listen HOST:PORT  listen there instead of the app's first address\n"
     "  --log-level LEVEL   error, warn, info (default) or debug\n"
+    "  --log-format FORMAT text or json (default: text on a terminal, else json)\n"
     "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"
     "  --tls-key FILE      its private key (if not inside the certificate file)\n"
     "  --version           print the version and exit\n"
@@ -44,6 +45,13 @@ static int parse_args(int argc, char **argv, options_t *o) {
     } else if (strcmp(a, "--version") == 0) {
       printf("wslua %s\n", WSLUA_VERSION);
       return 1;
+    } else if (strcmp(a, "--log-format") == 0) {
+      if (value == NULL || wsl_log_parse_format(value) < 0) {
+        fprintf(stderr, "wslua: --log-format must be text or json\n");
+        return -1;
+      }
+      i++;
+      wsl_log_set_format((wsl_log_format_t)wsl_log_parse_format(value));
     } else if (strcmp(a, "--listen") == 0 || strcmp(a, "--log-level") == 0 ||
                strcmp(a, "--tls-cert") == 0 || strcmp(a, "--tls-key") == 0) {
       if (value == NULL) {

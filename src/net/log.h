@@ -9,6 +9,15 @@ typedef enum {
   WSL_LOG_DEBUG
 } wsl_log_level_t;
 
+typedef enum { WSL_LOG_TEXT, WSL_LOG_JSON } wsl_log_format_t;
+
+/* Text (readable, for a terminal) or JSON lines (for log collectors):
+ * {"time":"...","level":"info","msg":"..."}. Default: text when stderr is
+ * a terminal, JSON otherwise (set at the first line unless chosen). */
+void wsl_log_set_format(wsl_log_format_t format);
+/* Parses "text" or "json"; -1 for anything else. */
+int wsl_log_parse_format(const char *name);
+
 /* Lines above the level are dropped. Default: WSL_LOG_INFO. */
 void wsl_log_set_level(wsl_log_level_t level);
 wsl_log_level_t wsl_log_get_level(void);
