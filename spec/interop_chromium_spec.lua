@@ -19,6 +19,8 @@ describe("Chromium on the chat page", function()
     local status, out = interop.run({ "node", script, url, shot })
     interop.assert_passed(status, out, "CHROMIUM INTEROP OK")
     assert.matches("ok page loaded and connected\n", out, 1, true)
+    assert.matches("ok page negotiated permessage-deflate; server_no_context_takeover; "
+      .. "client_no_context_takeover\n", out, 1, true)
     assert.matches("ok page shows the broadcast: guest%d+: hello from node", out)
     assert.matches("ok party received: guest%d+: hello from chromium", out)
     local f = assert(io.open(shot, "rb"), "no screenshot at " .. shot)

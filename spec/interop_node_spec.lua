@@ -1,5 +1,6 @@
--- Interop with a real peer: Node's ws package against the echo example and
--- the probe app (spec/interop/node_client.js).
+-- Interop with a real peer: Node's ws package against the echo example
+-- (plain and with permessage-deflate) and the probe app
+-- (spec/interop/node_client.js).
 local interop = require "helpers.interop"
 
 local script = interop.dir .. "/node_client.js"
@@ -21,6 +22,36 @@ describe("Node ws as a client", function()
     assert.matches("ok echo fragmented text, ping amid answered\n", out, 1, true)
     assert.matches("ok close 1000 (server replied 1000", out, 1, true)
     assert.is_true(server:alive())
+  end)
+
+  it("negotiates permessage-deflate and gets every message echoed byte-exact", function()
+    interop.need_node { "ws" }
+    local server = interop.spawn("examples/echo/app.lua")
+    finally(function() server:stop() end)
+    local url = string.format("ws://127.0.0.1:%d/deflate", server.port)
+    local status, out = interop.run({ "node", script, "deflate", url })
+    interop.assert_passed(status, out, "NODE INTEROP OK")
+    assert.matches("ok negotiated permessage-deflate; server_no_context_takeover; "
+      .. "client_no_context_takeover\n", out, 1, true)
+    for _, size in ipairs { 0, 125, 126, 65536, 1048576 } do
+      for _, kind in ipairs { "text", "binary", "compressible text", "compressible binary" } do
+        assert.matches("ok echo " .. kind .. " " .. size .. " B\n", out, 1, true)
+      end
+    end
+    assert.matches("ok echo fragmented text, ping amid answered\n", out, 1, true)
+    assert.matches("ok close 1000 (server replied 1000", out, 1, true)
+  end)
+
+  it("keeps compression context across messages where both sides agree to", function()
+    interop.need_node { "ws" }
+    local server = interop.spawn("spec/interop/probe_app.lua")
+    finally(function() server:stop() end)
+    local url = string.format("ws://127.0.0.1:%d/dedicated", server.port)
+    local status, out = interop.run({ "node", script, "deflate", url })
+    interop.assert_passed(status, out, "NODE INTEROP OK")
+    assert.matches("ok negotiated permessage-deflate\n", out, 1, true)
+    assert.matches("ok echo compressible text 1048576 B\n", out, 1, true)
+    assert.matches("ok echo binary 1048576 B\n", out, 1, true)
   end)
 
   it("gets the server's subprotocol choice and close code; its 1000 close reaches the server",

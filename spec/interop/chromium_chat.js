@@ -1,6 +1,7 @@
 // Interop peer for spec/interop_chromium_spec.lua: headless Chromium, driven
 // by playwright-core, loads the chat page of examples/chat and talks to a
-// second party (a Node `ws` client) through the server.
+// second party (a Node `ws` client) through the server, both with
+// permessage-deflate.
 //
 // usage: node chromium_chat.js http://127.0.0.1:PORT/ SCREENSHOT.png
 //
@@ -46,7 +47,10 @@ function within(ms, what, promise) {
 
 // The second party: a ws client whose text messages queue up for expect().
 function party(url) {
-  const ws = new WebSocket(url, { handshakeTimeout: STEP_TIMEOUT });
+  const ws = new WebSocket(url, {
+    handshakeTimeout: STEP_TIMEOUT,
+    perMessageDeflate: { threshold: 0 },
+  });
   const seen = [];
   const waiters = [];
   ws.on("message", (data) => {
@@ -115,6 +119,12 @@ async function chat(pageUrl, screenshot, state) {
   await page.waitForFunction(() =>
     document.getElementById("status").textContent === "connected");
   console.log("ok page loaded and connected");
+  // The page's socket (a global of chat.js): the chat endpoint compresses,
+  // and Chromium offers permessage-deflate.
+  const extensions = await page.evaluate(() => ws.extensions);
+  check(/^permessage-deflate\b/.test(extensions),
+    "the page's WebSocket negotiated '" + extensions + "', not permessage-deflate");
+  console.log("ok page negotiated " + extensions);
   await page.waitForFunction(() =>
     /Heyho! You are guest\d+\./.test(document.getElementById("log").innerText));
   const logText = () => page.$eval("#log", (el) => el.innerText);
@@ -123,6 +133,8 @@ async function chat(pageUrl, screenshot, state) {
 
   const wsUrl = pageUrl.replace(/^http/, "ws").replace(/\/?$/, "/ws");
   const other = await party(wsUrl);
+  check(other.extensions === "permessage-deflate",
+    "the party negotiated '" + other.extensions + "'");
   const greeting = await other.expect(/^Heyho! You are guest\d+\.$/,
     "greeting");
   const them = greeting.match(/(guest\d+)/)[1];

@@ -4,6 +4,10 @@
 // usage: node node_client.js echo URL    messages of every size echoed
 //                                        byte-exact, a fragmented one, pings
 //                                        answered, a clean close with 1000
+//        node node_client.js deflate URL the same with permessage-deflate
+//                                        (every message compressed): the
+//                                        extension negotiated, compressible
+//                                        and random messages up to 1 MiB
 //        node node_client.js probe URL   spec/interop/probe_app.lua: the
 //                                        server's subprotocol choice, a
 //                                        server-initiated close code, a
@@ -74,11 +78,29 @@ function within(ms, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-// A connection whose incoming messages and close queue up for next().
-function open(url, protocols) {
+// JSON chat lines of exactly size bytes: what compression is for.
+function compressible(size) {
+  const lines = [];
+  let n = 0;
+  for (let i = 1; n < size; i++) {
+    const line = JSON.stringify({ id: i, user: "guest" + (i % 13),
+      text: "hello number " + ((i * 7) % 101) }) + "\n";
+    lines.push(line);
+    n += line.length;
+  }
+  return Buffer.from(lines.join("")).subarray(0, size);
+}
+
+// A connection whose incoming messages and close queue up for next();
+// options are added to ws's.
+function open(url, protocols, options) {
   const ws = new WebSocket(url, protocols, {
     maxPayload: 32 * MiB,
     handshakeTimeout: 10000,
+    ...options,
+  });
+  ws.on("upgrade", (res) => {
+    ws.agreed = res.headers["sec-websocket-extensions"];
   });
   const inbox = [];
   let waiter = null;
@@ -115,8 +137,8 @@ function describe(buf, binary) {
   return (binary ? "binary " : "text ") + buf.length + " B";
 }
 
-async function roundtrip(ws, buf, binary) {
-  const what = describe(buf, binary);
+async function roundtrip(ws, buf, binary, label = "") {
+  const what = label + describe(buf, binary);
   ws.send(buf, { binary });
   const got = await ws.next("echo of " + what);
   check(!got.error, what + ": " + (got.error && got.error.message));
@@ -190,6 +212,29 @@ async function echo(url) {
   await clientClose(ws);
 }
 
+async function deflate(url) {
+  const next = rng(7692);
+  // threshold 0: ws compresses every message, fragments too.
+  const ws = await open(url, undefined,
+    { perMessageDeflate: { threshold: 0 } });
+  check(typeof ws.agreed === "string" &&
+    ws.agreed.startsWith("permessage-deflate"),
+    "permessage-deflate was not negotiated (" + ws.agreed + ")");
+  check(ws.extensions === "permessage-deflate",
+    "extensions in use: '" + ws.extensions + "'");
+  console.log("ok negotiated " + ws.agreed);
+  for (const size of SIZES) {
+    await roundtrip(ws, textOf(size, next), false);
+    await roundtrip(ws, bytesOf(size, next), true);
+    await roundtrip(ws, compressible(size), false, "compressible ");
+    await roundtrip(ws, compressible(size), true, "compressible ");
+  }
+  await ping(ws);
+  await fragmented(ws);
+  await roundtrip(ws, Buffer.from("after the fragments"), false);
+  await clientClose(ws);
+}
+
 async function probe(url) {
   // The server supports v1 and v2; it takes the first offered one it knows.
   let ws = await open(url, ["x.unknown", "v2.wslua", "v1.wslua"]);
@@ -213,13 +258,13 @@ async function probe(url) {
 
 async function main() {
   const [mode, url] = process.argv.slice(2);
-  if (!url || (mode !== "echo" && mode !== "probe")) {
-    console.error("usage: node node_client.js echo|probe URL");
+  const runs = { echo, deflate, probe };
+  if (!url || !Object.hasOwn(runs, mode)) {
+    console.error("usage: node node_client.js echo|deflate|probe URL");
     return 2;
   }
   try {
-    await within(TOTAL_TIMEOUT, "the whole run",
-      mode === "echo" ? echo(url) : probe(url));
+    await within(TOTAL_TIMEOUT, "the whole run", runs[mode](url));
   } catch (err) {
     console.log("FAIL: " + (err instanceof Mismatch ? err.message :
       err.stack || err));

@@ -4,6 +4,10 @@
 usage: python_client.py echo URL    messages of every size echoed byte-exact,
                                     a fragmented one, pings answered, a clean
                                     close with 1000
+       python_client.py deflate URL the same with permessage-deflate (which
+                                    websockets offers by default): the
+                                    extension negotiated, compressible and
+                                    random messages of every size up to 1 MiB
        python_client.py probe URL   spec/interop/probe_app.lua: subprotocol
                                     choice, a client close with 1000
 
@@ -57,7 +61,7 @@ def describe(data):
     return "%s %d B" % (kind, n)
 
 
-async def roundtrip(ws, data):
+async def roundtrip(ws, data, label=""):
     await asyncio.wait_for(ws.send(data), STEP_TIMEOUT)
     got = await asyncio.wait_for(ws.recv(), STEP_TIMEOUT)
     check(type(got) is type(data),
@@ -69,7 +73,7 @@ async def roundtrip(ws, data):
                      min(len(a), len(b)))
         raise Mismatch("%s came back as %d B, first difference at byte %d"
                        % (describe(data), len(b), first))
-    print("ok echo %s" % describe(data), flush=True)
+    print("ok echo %s%s" % (label, describe(data)), flush=True)
 
 
 async def ping(ws):
@@ -132,6 +136,39 @@ async def echo(url):
         await clean_close(ws)
 
 
+def compressible(size):
+    """JSON chat lines: what compression is for."""
+    lines, n, i = [], 0, 0
+    while n < size:
+        i += 1
+        line = '{"id":%d,"user":"guest%d","text":"hello number %d"}\n' % (
+            i, i % 13, i * 7 % 101)
+        lines.append(line)
+        n += len(line)
+    return "".join(lines)[:size]
+
+
+async def deflate(url):
+    rng = random.Random(7692)
+    async with websockets.connect(url, max_size=None, open_timeout=10,
+                                  close_timeout=5, ping_interval=None) as ws:
+        agreed = ws.response_headers.get("Sec-WebSocket-Extensions")
+        check(agreed is not None and agreed.startswith("permessage-deflate"),
+              "permessage-deflate was not negotiated (%r)" % agreed)
+        check([e.name for e in ws.extensions] == ["permessage-deflate"],
+              "extensions in use: %r" % ws.extensions)
+        print("ok negotiated %s" % agreed, flush=True)
+        for size in SIZES:
+            await roundtrip(ws, text_of(size, rng))
+            await roundtrip(ws, rng.randbytes(size))
+            await roundtrip(ws, compressible(size), "compressible ")
+            await roundtrip(ws, compressible(size).encode(), "compressible ")
+        await ping(ws)
+        await fragmented(ws)
+        await roundtrip(ws, "after the fragments")
+        await clean_close(ws)
+
+
 async def probe(url):
     async with websockets.connect(url, subprotocols=["x.unknown", "v2.wslua"],
                                   open_timeout=10, close_timeout=5,
@@ -144,10 +181,11 @@ async def probe(url):
 
 
 async def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("echo", "probe"):
+    runs = {"echo": echo, "deflate": deflate, "probe": probe}
+    if len(sys.argv) != 3 or sys.argv[1] not in runs:
         print(__doc__, file=sys.stderr)
         return 2
-    run = echo if sys.argv[1] == "echo" else probe
+    run = runs[sys.argv[1]]
     try:
         await asyncio.wait_for(run(sys.argv[2]), TOTAL_TIMEOUT)
     except Mismatch as e:
