@@ -2,10 +2,12 @@
  * The HTTP request phase is here too; the WebSocket session is conn_ws.c. */
 #include "net/conn_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "net/log.h"
+#include "net/topics.h"
 
 #define READ_BUFFER_SIZE 65536
 
@@ -15,6 +17,9 @@ void wsl_ws_options_default(wsl_ws_options_t *o) {
   o->idle_timeout_ms = 120000;
   o->close_timeout_ms = 3000;
   o->max_backpressure = 1 << 20;
+  o->backpressure_drop = 0;
+  o->low_water = 0;
+  o->ping_interval_ms = 0;
   /* Compression, when asked for, keeps no context between messages by
    * default: a connection then costs almost nothing while idle. */
   o->deflate = 0;
@@ -47,6 +52,14 @@ const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c) {
 
 size_t wsl_conn_buffered(const wsl_conn_t *c) {
   return c->tcp.write_queue_size;
+}
+
+int wsl_conn_draining(const wsl_conn_t *c) {
+  return c->above_low_water;
+}
+
+uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
+  return c->dropped;
 }
 
 /* --- lifecycle ---------------------------------------------------------- */
@@ -85,6 +98,8 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
 void wsl__conn_unref(wsl_conn_t *c) {
   if (--c->refs > 0)
     return;
+  /* Gone from its topics before the owner hears of the close. */
+  wsl__topics_leave_all(c);
   if (c->handler->on_close)
     c->handler->on_close(c, c->close_code, c->close_reason,
                          c->close_reason_len, c->error);
@@ -168,9 +183,10 @@ static void on_timer(uv_timer_t *t) {
       (c->state == WSL_CONN_HTTP || c->state == WSL_CONN_OPEN)) {
     /* Bytes that came while the owner was answering (see
      * schedule_pending): arm the state's own timeout, then parse them. */
-    wsl__conn_arm_timer(c, c->state == WSL_CONN_HTTP
-                               ? c->config->keepalive_timeout_ms
-                               : c->ws.idle_timeout_ms * 3 / 4);
+    if (c->state == WSL_CONN_HTTP)
+      wsl__conn_arm_timer(c, c->config->keepalive_timeout_ms);
+    else
+      wsl__ws_arm_keepalive(c);
     process_pending(c);
     return;
   }
@@ -358,6 +374,11 @@ static void on_write(uv_write_t *req, int status) {
     close_now(c);
     return;
   }
+  if (c->above_low_water && c->tcp.write_queue_size <= c->ws.low_water) {
+    c->above_low_water = 0;
+    if (c->state == WSL_CONN_OPEN && c->handler->on_drain)
+      c->handler->on_drain(c);
+  }
   if (c->close_after_flush && c->tcp.write_queue_size == 0)
     close_now(c);
 }
@@ -408,6 +429,8 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
     close_now(c);
     return UV_ECANCELED;
   }
+  if (c->state == WSL_CONN_OPEN && c->tcp.write_queue_size > c->ws.low_water)
+    c->above_low_water = 1;
   return 0;
 }
 
@@ -547,11 +570,20 @@ void wsl__shared_frame_release(wsl_shared_frame_t *f) {
     free(f);
 }
 
+/* Past the send-buffer limit a message is skipped (drop policy) or the
+ * connection closed with 1008, a reason that names the limit. */
 static int check_backpressure(wsl_conn_t *c) {
   if (c->ws.max_backpressure == 0 ||
       c->tcp.write_queue_size <= c->ws.max_backpressure)
     return 0;
-  wsl__conn_fail(c, 1008, "send buffer limit passed");
+  if (c->ws.backpressure_drop) {
+    c->dropped++;
+    return WSL_EDROPPED;
+  }
+  snprintf(c->error_buf, sizeof c->error_buf,
+           "send buffer over max_backpressure (%zu bytes)",
+           c->ws.max_backpressure);
+  wsl__conn_fail(c, 1008, c->error_buf);
   return UV_ENOBUFS;
 }
 

@@ -25,6 +25,12 @@ typedef struct {
   uint64_t close_timeout_ms; /* wait for the peer's close (default 3 s) */
   size_t max_backpressure;   /* bytes queued for sending; over: close 1008
                                 (default 1 MiB; 0: none) */
+  int backpressure_drop;     /* over max_backpressure, skip messages for the
+                                connection (counted) instead of closing */
+  size_t low_water;          /* on_drain when the queue falls to it after
+                                being above (0: max_backpressure / 2) */
+  uint64_t ping_interval_ms; /* a ping this often, whatever the traffic
+                                (default 0: only the idle ping) */
   /* permessage-deflate (RFC 7692). Client role: deflate_config is offered
    * when deflate is set. Server role: the owner negotiates
    * (wsl_deflate_negotiate) and passes what was agreed in deflate_params
@@ -56,6 +62,9 @@ typedef struct {
    * error is NULL, or what went wrong (a dial failure, a protocol error). */
   void (*on_close)(wsl_conn_t *c, int code, const char *reason,
                    size_t reason_len, const char *error);
+  /* The send queue fell to ws.low_water after having been above it (from
+   * a write callback; the owner may send from here). Optional. */
+  void (*on_drain)(wsl_conn_t *c);
 } wsl_conn_handler_t;
 
 typedef enum {
@@ -75,6 +84,11 @@ void wsl_conn_set_data(wsl_conn_t *c, void *data);
 const char *wsl_conn_remote_addr(const wsl_conn_t *c);
 /* Bytes written but not yet taken by the kernel. */
 size_t wsl_conn_buffered(const wsl_conn_t *c);
+/* 1 while the send queue is above the low-water mark: an on_drain follows
+ * unless the connection goes first. */
+int wsl_conn_draining(const wsl_conn_t *c);
+/* Messages skipped under the "drop" backpressure policy. */
+uint64_t wsl_conn_dropped(const wsl_conn_t *c);
 
 /* HTTP, server role. wsl_conn_write queues raw bytes (a response, in one or
  * several pieces); wsl_conn_http_finish ends the response: the next request
@@ -88,9 +102,14 @@ int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive);
 int wsl_conn_upgrade(wsl_conn_t *c, const void *response, size_t len,
                      const wsl_ws_options_t *options);
 
+/* A message skipped because the send buffer limit was passed under the
+ * drop policy. */
+#define WSL_EDROPPED (-20001)
+
 /* WebSocket. Return 0; UV_ECANCELED when closed or closing (the routine
  * race of a client that went away); UV_ENOBUFS when the send buffer limit
- * was passed (the connection is then being closed with 1008). */
+ * was passed (the connection is then being closed with 1008), or
+ * WSL_EDROPPED under the drop policy (the message is skipped, counted). */
 int wsl_conn_send(wsl_conn_t *c, int opcode, const void *data, size_t len);
 int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len);
 /* Starts the closing handshake (RFC 6455 §7.1.2): sends a close frame and

@@ -46,6 +46,11 @@ struct wsl_conn {
   size_t ctrl_len;
   uint64_t last_read_ms;  /* uv_now when the peer last sent something */
   int ping_outstanding;   /* a keepalive ping was sent, no answer yet */
+  uint64_t next_ping_ms;  /* uv_now of the next ping_interval ping */
+  int above_low_water;    /* the send queue passed ws.low_water: on_drain
+                             when it falls back */
+  uint64_t dropped;       /* messages skipped (backpressure_drop) */
+  struct wsl_sub *subs, *subs_tail; /* its topics (topics.c) */
   int close_sent, close_received;
   int close_code;         /* the session's close code for on_close */
   char close_reason[124];
@@ -106,6 +111,9 @@ int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
 void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len);
 void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options);
 void wsl__ws_on_timer(wsl_conn_t *c);
+/* Arms the timer for the next keepalive event (idle ping or close, or the
+ * ping_interval ping). */
+void wsl__ws_arm_keepalive(wsl_conn_t *c);
 /* Hands a piece of the message in progress to the owner. */
 void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last);
 

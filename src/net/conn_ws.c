@@ -18,9 +18,12 @@ void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
   if (wsl__compress_open(c, &c->ws) != 0)
     wsl_log(WSL_LOG_WARN, "%s: no memory for compression, closing",
             c->remote_addr);
+  if (c->ws.low_water == 0)
+    c->ws.low_water = c->ws.max_backpressure / 2;
   c->state = WSL_CONN_OPEN;
   c->last_read_ms = uv_now(c->tcp.loop);
-  wsl__conn_arm_timer(c, c->ws.idle_timeout_ms * 3 / 4);
+  c->next_ping_ms = c->last_read_ms + c->ws.ping_interval_ms;
+  wsl__ws_arm_keepalive(c);
 }
 
 static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
@@ -193,20 +196,43 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
 }
 
 /* Keepalive (§5.5.2): a ping when the peer has been quiet for 3/4 of the
- * idle time; close 1001 when the whole idle time passes without a byte. */
-void wsl__ws_on_timer(wsl_conn_t *c) {
+ * idle time; close 1001 when the whole idle time passes without a byte.
+ * With ping_interval_ms, a ping that often as well, whatever the traffic
+ * (for proxies and NATs that drop quiet connections). */
+void wsl__ws_arm_keepalive(wsl_conn_t *c) {
+  uint64_t now = uv_now(c->tcp.loop), next = 0;
   uint64_t idle = c->ws.idle_timeout_ms;
-  if (idle == 0)
-    return;
-  uint64_t quiet = uv_now(c->tcp.loop) - c->last_read_ms;
-  uint64_t ping_at = idle * 3 / 4;
-  if (quiet >= idle) {
+  if (idle) {
+    uint64_t quiet = now - c->last_read_ms, ping_at = idle * 3 / 4;
+    next = quiet >= ping_at ? (quiet >= idle ? 1 : idle - quiet)
+                            : ping_at - quiet;
+  }
+  if (c->ws.ping_interval_ms) {
+    uint64_t in = c->next_ping_ms > now ? c->next_ping_ms - now : 1;
+    if (next == 0 || in < next)
+      next = in;
+  }
+  wsl__conn_arm_timer(c, next);
+}
+
+void wsl__ws_on_timer(wsl_conn_t *c) {
+  uint64_t now = uv_now(c->tcp.loop);
+  uint64_t idle = c->ws.idle_timeout_ms;
+  uint64_t quiet = now - c->last_read_ms;
+  if (idle && quiet >= idle) {
     wsl__conn_fail(c, 1001, "idle timeout");
     return;
   }
-  if (quiet >= ping_at && !c->ping_outstanding) {
+  int ping = 0;
+  if (idle && quiet >= idle * 3 / 4 && !c->ping_outstanding) {
     c->ping_outstanding = 1;
-    wsl__conn_write_frame(c, WSL_OP_PING, 0, NULL, 0);
+    ping = 1;
   }
-  wsl__conn_arm_timer(c, quiet >= ping_at ? idle - quiet : ping_at - quiet);
+  if (c->ws.ping_interval_ms && now >= c->next_ping_ms) {
+    c->next_ping_ms = now + c->ws.ping_interval_ms;
+    ping = 1;
+  }
+  if (ping)
+    wsl__conn_write_frame(c, WSL_OP_PING, 0, NULL, 0);
+  wsl__ws_arm_keepalive(c);
 }
