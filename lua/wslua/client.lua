@@ -1,6 +1,7 @@
 -- A WebSocket client as the scripts see it: the server's view of a peer
 -- (on_open, on_data, ...) and the result of wslua.connect alike. A handle:
 -- once the connection is gone, send and friends return nil, "closed".
+local core = require "wslua.core"
 local scheduler = require "wslua.scheduler"
 local Message = require "wslua.message"
 
@@ -21,6 +22,7 @@ function Client.new(conn, endpoint, buffer_limit)
     inbox_last = 0,
     inbox_waiter = nil,
     current = nil,      -- the message now arriving
+    drain_waiters = {}, -- coroutines in client:drain()
     closed = false,
   }, Client)
 end
@@ -53,6 +55,70 @@ end
 
 function Client:buffered()
   return self.conn:buffered()
+end
+
+-- Messages skipped because the send buffer was over max_backpressure
+-- (backpressure = "drop").
+function Client:dropped()
+  return self.conn:dropped()
+end
+
+-- Waits until the send buffer is at or under its low-water mark (half of
+-- max_backpressure): true, or nil, "closed" when the client goes first.
+function Client:drain()
+  if self.closed then
+    return nil, "closed"
+  end
+  if not self.conn:draining() then
+    return true
+  end
+  local waiters = self.drain_waiters
+  waiters[#waiters + 1] = coroutine.running()
+  return scheduler.wait()
+end
+
+local function check_topic(topic, name)
+  if type(topic) ~= "string" then
+    error("bad argument #1 to '" .. name .. "' (string expected, got " .. type(topic)
+      .. ")", 3)
+  end
+end
+
+-- client:subscribe(topic): true when subscribed now, false when it already
+-- was; nil, "closed" once the client is gone. A client leaves all its
+-- topics when it closes.
+function Client:subscribe(topic)
+  check_topic(topic, "subscribe")
+  local endpoint = self.endpoint
+  return core.subscribe(self.conn, topic, endpoint and endpoint.group or 0)
+end
+
+-- client:unsubscribe(topic): whether it was subscribed.
+function Client:unsubscribe(topic)
+  check_topic(topic, "unsubscribe")
+  return core.unsubscribe(self.conn, topic)
+end
+
+-- The client's topics, in the order it subscribed.
+function Client:topics()
+  return core.topics(self.conn)
+end
+
+-- Wakes every coroutine in drain() with these values.
+local function wake_drainers(self, ...)
+  local waiters = self.drain_waiters
+  if #waiters == 0 then
+    return
+  end
+  self.drain_waiters = {}
+  for _, co in ipairs(waiters) do
+    scheduler.resume(co, ...)
+  end
+end
+
+-- The send buffer fell to its low-water mark.
+function Client:_drained()
+  wake_drainers(self, true)
 end
 
 function Client:is_open()
@@ -103,6 +169,7 @@ function Client:_closed(code, reason, err)
     self.inbox_waiter = nil
     scheduler.resume(co)
   end
+  wake_drainers(self, nil, "closed")
 end
 
 -- The next message, waiting for it; nil, "closed" once the connection is

@@ -8,6 +8,7 @@ local log = require "wslua.log"
 local options = require "wslua.options"
 local owners = require "wslua.owners"
 local scheduler = require "wslua.scheduler"
+local topics = require "wslua.topics"
 local Client = require "wslua.client"
 
 local Endpoint = {}
@@ -20,12 +21,19 @@ local option_kinds = {
   idle_timeout = "number",
   close_timeout = "number",
   max_backpressure = "number",
+  backpressure = "string",
+  low_water = "number",
+  ping_interval = "number",
   protocols = "strings",
   origins = "strings",
   compression = "boolean|table",
 }
 
 local MiB = 1024 * 1024
+
+-- Each endpoint is a topic group of its own: endpoint:publish reaches the
+-- clients that subscribed through it, wslua.publish (group 0) everyone.
+local next_group = 1
 
 function Endpoint.new(handler, opts)
   local ht = type(handler)
@@ -40,6 +48,9 @@ function Endpoint.new(handler, opts)
     end
   end
   opts = options.check("websocket options", opts or {}, option_kinds)
+  if opts.backpressure ~= nil and opts.backpressure ~= "close" and opts.backpressure ~= "drop" then
+    error("option 'backpressure' in websocket options must be \"close\" or \"drop\"", 2)
+  end
   local self = setmetatable({
     handler = handler,
     options = opts,
@@ -51,12 +62,17 @@ function Endpoint.new(handler, opts)
       idle_timeout = opts.idle_timeout or 120,
       close_timeout = opts.close_timeout or 3,
       max_backpressure = opts.max_backpressure or MiB,
+      backpressure = opts.backpressure,
+      low_water = opts.low_water,
+      ping_interval = opts.ping_interval,
       compression = options.compression("websocket options", opts.compression),
     },
     clients_by_id = {},
     count = 0,
     started = false,
+    group = next_group,
   }, Endpoint)
+  next_group = next_group + 1
   return self
 end
 
@@ -85,15 +101,16 @@ function Endpoint:_start()
 end
 
 -- on_stop runs while sends still work; when it returns (it may wait, within
--- the server's graceful stop time) every client is closed with 1001.
-function Endpoint:_stop()
+-- the server's graceful stop time) every client is closed with 1001 and
+-- reason (default "server shutting down").
+function Endpoint:_stop(reason)
   if not self.started then
     return
   end
   self.started = false
   local function close_all()
     for _, client in pairs(self.clients_by_id) do
-      client:close(1001, "server shutting down")
+      client:close(1001, reason or "server shutting down")
     end
   end
   scheduler.spawn(function()
@@ -103,6 +120,22 @@ function Endpoint:_stop()
     log.error("on_stop failed: %s", trace)
     close_all()
   end)
+end
+
+-- Hot reload: this endpoint, kept with its clients and their state, takes
+-- the handler and options of new, the endpoint the reloaded app built at the
+-- same route. Open connections keep the limits they were upgraded with. new
+-- becomes an alias of this one, so app code holding it (an upvalue) reaches
+-- these clients. A field added to endpoints is either configuration (copy it
+-- here) or state (leave it).
+function Endpoint:_adopt(new)
+  self.handler = new.handler
+  self.options = new.options
+  self.ws_options = new.ws_options
+  for k in pairs(new) do
+    new[k] = nil
+  end
+  setmetatable(new, { __index = self, __newindex = self })
 end
 
 -- endpoint:send(nil | id | {ids}, payload [, "binary"]): nil sends to every
@@ -134,6 +167,18 @@ function Endpoint:send(target, payload, mode)
     error("bad argument #1 to 'send' (nil, client id or list of ids expected)", 2)
   end
   return core.broadcast(conns, payload, binary)
+end
+
+-- endpoint:publish(topic, payload [, "binary"]): to every client that
+-- subscribed to the topic through this endpoint, in one core call; returns
+-- how many it was queued for.
+function Endpoint:publish(topic, payload, mode)
+  return topics.checked_publish(topic, payload, mode, self.group, 2)
+end
+
+-- How many of this endpoint's clients are subscribed to the topic.
+function Endpoint:subscribers(topic)
+  return core.subscribers(topic, self.group)
 end
 
 function Endpoint:client(id)
@@ -256,6 +301,12 @@ function Endpoint:_open(req, protocol, data, extensions)
       else
         scheduler.spawn(endpoint._call, fail, endpoint, "on_data", c, msg)
       end
+    end
+  end
+  function client._drained(c)
+    Client._drained(c)
+    if type(endpoint.handler) == "table" and endpoint.handler.on_drain then
+      scheduler.spawn(endpoint._call, fail, endpoint, "on_drain", c)
     end
   end
   function client._closed(c, code, reason, err)

@@ -6,6 +6,7 @@ local Endpoint = require "wslua.endpoint"
 local Host = require "wslua.host"
 local Root = require "wslua.static"
 local Router = require "wslua.router"
+local topics = require "wslua.topics"
 
 local wslua = {
   version = core.version,
@@ -24,6 +25,18 @@ wslua.router = Router.new
 wslua.websocket = Endpoint.new
 wslua.host = Host.new
 wslua.root = Root.new
+
+-- wslua.publish(topic, payload [, "binary"]): to every subscriber of the
+-- topic, whichever endpoint it subscribed through; from any handler, HTTP
+-- ones included. Returns how many clients it was queued for.
+function wslua.publish(topic, payload, mode)
+  return topics.checked_publish(topic, payload, mode, 0, 2)
+end
+
+-- How many clients are subscribed to the topic.
+function wslua.subscribers(topic)
+  return core.subscribers(topic)
+end
 
 -- Serves hosts in this process (as `wslua app.lua` does); returns the
 -- running server (:port(), :url(path), :stop(on_done)).

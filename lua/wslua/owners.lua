@@ -29,6 +29,12 @@ function owners.handlers(request)
         owner:_data(piece, binary, first, last)
       end
     end,
+    drain = function(conn)
+      local owner = by_conn[conn]
+      if owner and owner._drained then
+        owner:_drained()
+      end
+    end,
     close = function(conn, code, reason, err)
       local owner = by_conn[conn]
       by_conn[conn] = nil

@@ -24,6 +24,16 @@ function Stream:shutdown()
   return self.tcp:shutdown()
 end
 
+-- Stops taking bytes from the kernel (the peer then sees a reader that does
+-- not keep up) / starts again.
+function Stream:pause()
+  return self.tcp:pause()
+end
+
+function Stream:resume()
+  return self.tcp:resume()
+end
+
 function Stream:close()
   self.tcp:close()
 end

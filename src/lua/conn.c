@@ -27,6 +27,13 @@ static lconn_t *check_conn(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, CONN_MT);
 }
 
+wsl_conn_t *wsl_lua_conn_check(lua_State *L, int idx) {
+  lconn_t *lc = check_conn(L, idx);
+  if (lc->conn && wsl_conn_state(lc->conn) != WSL_CONN_CLOSED)
+    return lc->conn;
+  return NULL;
+}
+
 void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
   handlers_idx = lua_absindex(L, handlers_idx);
   lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 1);
@@ -196,11 +203,19 @@ static void on_close(wsl_conn_t *c, int code, const char *reason,
   lc->self_ref = LUA_NOREF;
 }
 
+static void on_drain(wsl_conn_t *c) {
+  lua_State *L = wsl_vm()->L;
+  lconn_t *lc = wsl_conn_data(c);
+  if (lc && push_handler(L, lc, "drain"))
+    wsl_vm_call(L, 1, "drain handler");
+}
+
 const wsl_conn_handler_t wsl_lua_conn_handler = {
     .on_request = on_request,
     .on_open = on_open,
     .on_data = on_data,
     .on_close = on_close,
+    .on_drain = on_drain,
 };
 
 /* --- methods ------------------------------------------------------------ */
@@ -220,7 +235,9 @@ static int result(lua_State *L, int r) {
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, r == UV_ENOBUFS ? "send buffer full" : "closed");
+  lua_pushstring(L, r == UV_ENOBUFS      ? "send buffer full"
+                    : r == WSL_EDROPPED ? "dropped"
+                                        : "closed");
   return 2;
 }
 
@@ -387,6 +404,16 @@ static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o) {
       1000);
   o->max_backpressure = (size_t)wsl_lua_optfield(
       L, idx, "max_backpressure", (lua_Number)o->max_backpressure);
+  o->low_water = (size_t)wsl_lua_optfield(L, idx, "low_water", 0);
+  o->ping_interval_ms =
+      (uint64_t)(wsl_lua_optfield(L, idx, "ping_interval", 0) * 1000);
+  lua_getfield(L, idx, "backpressure");
+  const char *policy = luaL_optstring(L, -1, "close");
+  if (strcmp(policy, "drop") == 0)
+    o->backpressure_drop = 1;
+  else if (strcmp(policy, "close") != 0)
+    luaL_error(L, "option 'backpressure' must be \"close\" or \"drop\"");
+  lua_pop(L, 1);
   read_deflate_options(L, idx, o);
 }
 
@@ -450,6 +477,20 @@ static int conn_remote_addr(lua_State *L) {
 static int conn_buffered(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
   lua_pushinteger(L, lc->conn ? (lua_Integer)wsl_conn_buffered(lc->conn) : 0);
+  return 1;
+}
+
+/* conn:draining(): true while the send queue is above its low-water mark
+ * (a drain event follows unless the connection goes first). */
+static int conn_draining(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  lua_pushboolean(L, lc->conn && wsl_conn_draining(lc->conn));
+  return 1;
+}
+
+static int conn_dropped(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  lua_pushinteger(L, lc->conn ? (lua_Integer)wsl_conn_dropped(lc->conn) : 0);
   return 1;
 }
 
@@ -581,6 +622,8 @@ static const luaL_Reg conn_methods[] = {
     {"upgrade", conn_upgrade},
     {"remote_addr", conn_remote_addr},
     {"buffered", conn_buffered},
+    {"draining", conn_draining},
+    {"dropped", conn_dropped},
     {"id", conn_id},
     {"is_open", conn_is_open},
     {"compressed", conn_compressed},

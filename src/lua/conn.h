@@ -12,4 +12,8 @@ extern const wsl_conn_handler_t wsl_lua_conn_handler;
  * request, open, data, close), anchored until the connection is gone. */
 void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx);
 
+/* The connection of the wslua.Conn at idx (raises if it is not one), or NULL
+ * once it is gone. */
+wsl_conn_t *wsl_lua_conn_check(lua_State *L, int idx);
+
 #endif

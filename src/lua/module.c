@@ -28,6 +28,7 @@ int luaopen_wslua_core(lua_State *L) {
   wsl_lua_open_conn(L);
   wsl_lua_open_fs(L);
   wsl_lua_open_tcp(L);
+  wsl_lua_open_topics(L);
   wsl_lua_open_watch(L);
   lua_pushstring(L, WSLUA_VERSION);
   lua_setfield(L, -2, "version");

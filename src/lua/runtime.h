@@ -37,6 +37,7 @@ void wsl_lua_open_server(lua_State *L);
 void wsl_lua_open_conn(lua_State *L);
 void wsl_lua_open_fs(lua_State *L);
 void wsl_lua_open_tcp(lua_State *L);
+void wsl_lua_open_topics(lua_State *L);
 void wsl_lua_open_watch(lua_State *L);
 
 int luaopen_wslua_core(lua_State *L);

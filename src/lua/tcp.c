@@ -195,8 +195,30 @@ static int tcp_shutdown(lua_State *L) {
   return 1;
 }
 
+/* tcp:pause(), tcp:resume(): stop and restart reading, so that the kernel's
+ * buffers fill and the peer sees a reader that does not keep up. */
+static int tcp_pause(lua_State *L) {
+  ltcp_t *lt = luaL_checkudata(L, 1, TCP_MT);
+  if (lt->s == NULL || lt->s->closing)
+    return wsl_lua_fail(L, "closed", 0);
+  uv_read_stop((uv_stream_t *)&lt->s->handle);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int tcp_resume(lua_State *L) {
+  ltcp_t *lt = luaL_checkudata(L, 1, TCP_MT);
+  if (lt->s == NULL || lt->s->closing)
+    return wsl_lua_fail(L, "closed", 0);
+  uv_read_start((uv_stream_t *)&lt->s->handle, on_alloc, on_read);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg tcp_methods[] = {
     {"write", tcp_write},
+    {"pause", tcp_pause},
+    {"resume", tcp_resume},
     {"close", tcp_close},
     {"shutdown", tcp_shutdown},
     {NULL, NULL},
