@@ -8,9 +8,9 @@ local Host = require "wslua.host"
 local Server = {}
 Server.__index = Server
 
--- hosts: a host or a list of hosts. overrides.listen replaces the first
--- host's listen address (the --listen option).
-function Server.start(hosts, overrides)
+-- Checks what an app returned (a host or a list of hosts) and applies the
+-- command-line overrides; returns the list. Raises a message for the log.
+function Server.prepare(hosts, overrides)
   if getmetatable(hosts) == Host then
     hosts = { hosts }
   end
@@ -35,16 +35,33 @@ function Server.start(hosts, overrides)
       end
     end
   end
-  local self = setmetatable({ hosts = hosts, endpoints = {} }, Server)
-  local seen = {}
+  return hosts
+end
+
+-- Every endpoint reachable from hosts, once each.
+function Server.endpoints_of(hosts)
+  local found, seen = {}, {}
   for _, h in ipairs(hosts) do
     for _, e in ipairs(h:endpoints()) do
       if not seen[e] then
         seen[e] = true
-        self.endpoints[#self.endpoints + 1] = e
+        found[#found + 1] = e
       end
     end
   end
+  return found
+end
+
+-- hosts: a host or a list of hosts. overrides.listen replaces the first
+-- host's listen address (the --listen option); overrides.tls its TLS
+-- settings. A hot reload applies the same overrides (wslua.reload).
+function Server.start(hosts, overrides)
+  hosts = Server.prepare(hosts, overrides)
+  local self = setmetatable({
+    hosts = hosts,
+    endpoints = Server.endpoints_of(hosts),
+    overrides = overrides,
+  }, Server)
   self.listeners = Host.start(hosts)
   local ok, err = pcall(function()
     for _, e in ipairs(self.endpoints) do
