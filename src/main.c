@@ -21,6 +21,8 @@ static const char usage[] =
     "options:\n"
     "  --listen HOST:PORT  listen there instead of the app's first address\n"
     "  --log-level LEVEL   error, warn, info (default) or debug\n"
+    "  --watch             reload the app when it or a Lua file it loaded from\n"
+    "                      its folder changes (SIGHUP reloads too)\n"
     "  --log-format FORMAT text or json (default: text on a terminal, else json)\n"
     "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"
     "  --tls-key FILE      its private key (if not inside the certificate file)\n"
@@ -32,6 +34,7 @@ typedef struct {
   const char *listen;
   const char *tls_cert;
   const char *tls_key;
+  int watch;
 } options_t;
 
 /* Returns -1 to exit with failure, 1 to exit with success, 0 to run. */
@@ -45,6 +48,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
     } else if (strcmp(a, "--version") == 0) {
       printf("wslua %s\n", WSLUA_VERSION);
       return 1;
+    } else if (strcmp(a, "--watch") == 0) {
+      o->watch = 1;
     } else if (strcmp(a, "--log-format") == 0) {
       if (value == NULL || wsl_log_parse_format(value) < 0) {
         fprintf(stderr, "wslua: --log-format must be text or json\n");
@@ -122,7 +127,7 @@ static int run_app(lua_State *L) {
   lua_pushliteral(L, "wslua.app");
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "main");
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 5);
   lua_pushstring(L, o->app);
   lua_setfield(L, -2, "app");
   lua_pushstring(L, o->listen);
@@ -131,6 +136,8 @@ static int run_app(lua_State *L) {
   lua_setfield(L, -2, "tls_cert");
   lua_pushstring(L, o->tls_key);
   lua_setfield(L, -2, "tls_key");
+  lua_pushboolean(L, o->watch);
+  lua_setfield(L, -2, "watch");
   lua_call(L, 1, 1);
   return 1;
 }

@@ -1,8 +1,10 @@
 -- The command-line host's Lua half: load the app file, serve what it
--- returns, stop on SIGINT/SIGTERM. main.c calls main(options).
+-- returns, reload it on SIGHUP (and on a save with --watch), stop on
+-- SIGINT/SIGTERM. main.c calls main(options).
 local core = require "wslua.core"
 local log = require "wslua.log"
 local Server = require "wslua.server"
+local reload = require "wslua.reload"
 
 local app = {}
 
@@ -24,8 +26,11 @@ function app.load(path)
 end
 
 -- options: app (path), listen ("HOST:PORT" or nil), tls_cert and tls_key
--- (files, or nil). Returns the exit code.
+-- (files, or nil), watch (boolean). Returns the exit code.
 function app.main(options)
+  if core.realpath(options.app) then
+    reload.track(options.app)
+  end
   local hosts, err = app.load(options.app)
   if not hosts then
     log.error("cannot load %s: %s", options.app, err)
@@ -40,7 +45,16 @@ function app.main(options)
     log.error("%s", tostring(server))
     return 1
   end
+  local reloader = reload.new(server, options.app, app.load)
+  core.signal("SIGHUP", function()
+    reloader:reload("SIGHUP")
+  end)
+  if options.watch then
+    reloader:watch()
+    log.info("watching %s and the Lua files it loads from its folder", options.app)
+  end
   local function shutdown(signum)
+    reloader:close()
     if server.stopping then
       log.warn("second signal: exiting now")
       core.stop()
