@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps test-deps build run test memcheck clean format
+.PHONY: all deps test-deps build run test memcheck fuzz clean format
 
 all: build
 
@@ -27,8 +27,24 @@ test: test-deps build
 memcheck: test-deps build
 	cd $(BUILD) && WSLUA_MEMCHECK=1 ctest --output-on-failure -R _spec -E interop
 
+# libFuzzer: every target in tests/fuzz for FUZZ_SECONDS each (clang, with
+# ASan and UBSan), in its own build folder. A crash leaves the input in
+# $(FUZZ_BUILD)/artifacts/.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang-14
+FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+
+fuzz: deps
+	@scripts/deps.sh fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -DWSLUA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_C_FLAGS="$(FUZZ_FLAGS)" >/dev/null
+	@cmake --build $(FUZZ_BUILD) --target fuzzers -j$(JOBS)
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 format:
-	clang-format -i src/*.c src/*/*.[ch] tests/*.[ch]
+	clang-format -i src/*.c src/*/*.[ch] tests/*.[ch] tests/fuzz/*.[ch]
 
 clean:
 	rm -rf $(BUILD)

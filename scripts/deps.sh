@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing wslua needs, from Debian's packages and,
 # for the test peers only, npm. Idempotent: installs only what is missing.
-# Usage: scripts/deps.sh [build|test]   (test also installs the interop peers)
+# Usage: scripts/deps.sh [build|test|fuzz]   (test also installs the interop
+# peers; fuzz the clang and libFuzzer of `make fuzz`)
 set -euo pipefail
 what=${1:-build}
 cd "$(dirname "$0")/.."
@@ -10,6 +11,9 @@ pkgs=(build-essential cmake pkg-config libuv1-dev liblua5.4-dev lua5.4
       libssl-dev zlib1g-dev node-llhttp libhiredis-dev lua-busted lua-cjson)
 if [ "$what" = test ]; then
   pkgs+=(python3-websockets chromium valgrind nodejs npm)
+fi
+if [ "$what" = fuzz ]; then
+  pkgs+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 fi
 
 missing=()

@@ -9,17 +9,128 @@ function Router.new()
   return setmetatable({ routes = {} }, Router)
 end
 
+-- A route path is compiled to its segments (split at "/"): a segment is a
+-- plain string, or a list of parts, literal strings and captures ({name}
+-- gives the capture number), that a path segment of one or more characters
+-- per capture must match whole. Matching goes segment by segment in time
+-- linear in the path: a Lua pattern such as "^/([^/]+)%-([^/]+)$" would
+-- backtrack in C, beyond the handler budget, for seconds on a long path.
+local function split(path)
+  local segments, at = {}, 1
+  while true do
+    local slash = path:find("/", at, true)
+    if not slash then
+      segments[#segments + 1] = path:sub(at)
+      return segments
+    end
+    segments[#segments + 1] = path:sub(at, slash - 1)
+    at = slash + 1
+  end
+end
+
 local function compile(path)
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error("route path must be a string starting with '/'", 3)
   end
-  local names = {}
-  local pattern = path:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
-  pattern = pattern:gsub("{([%w_]+)}", function(name)
-    names[#names + 1] = name
-    return "([^/]+)"
-  end)
-  return "^" .. pattern .. "$", names
+  local names, segments = {}, {}
+  for i, text in ipairs(split(path)) do
+    local parts, at = {}, 1
+    while true do
+      local s, e, name = text:find("{([%w_]+)}", at)
+      if not s then
+        break
+      end
+      if s > at then
+        parts[#parts + 1] = text:sub(at, s - 1)
+      end
+      names[#names + 1] = name
+      parts[#parts + 1] = #names
+      at = e + 1
+    end
+    if #parts == 0 then
+      segments[i] = text
+    else
+      if at <= #text then
+        parts[#parts + 1] = text:sub(at)
+      end
+      segments[i] = parts
+    end
+  end
+  return segments, names
+end
+
+-- Matches one path segment s against parts; stores the captures in caps.
+-- Each capture takes at least one character, and the earlier ones as many
+-- as they can (what a greedy pattern would give). ok[i][p]: parts i.. match
+-- s from p to the end; a capture then takes everything up to the last
+-- position where the rest can start.
+local function match_parts(parts, s, caps)
+  local n, k = #s, #parts
+  if k == 1 then -- one capture alone: the whole segment
+    if n == 0 then
+      return false
+    end
+    caps[parts[1]] = s
+    return true
+  end
+  local ok, last = {}, {}
+  ok[k + 1] = { [n + 1] = true }
+  last[k + 1] = n + 1
+  for i = k, 1, -1 do
+    local part, nxt, cur, top = parts[i], ok[i + 1], {}, nil
+    if type(part) == "string" then
+      local len = #part
+      for p = n + 1 - len, 1, -1 do
+        if nxt[p + len] and s:sub(p, p + len - 1) == part then
+          cur[p] = true
+          top = top or p
+        end
+      end
+    elseif last[i + 1] > 1 then
+      for p = 1, last[i + 1] - 1 do
+        cur[p] = true
+      end
+      top = last[i + 1] - 1
+    end
+    if not top then
+      return false
+    end
+    ok[i], last[i] = cur, top
+  end
+  if not ok[1][1] then
+    return false
+  end
+  local p = 1
+  for i = 1, k do
+    local part = parts[i]
+    if type(part) == "string" then
+      p = p + #part
+    else
+      local q = last[i + 1]
+      caps[part] = s:sub(p, q - 1)
+      p = q
+    end
+  end
+  return true
+end
+
+local function match(route, segments)
+  local want = route.segments
+  if #want ~= #segments then
+    return nil
+  end
+  local caps = {}
+  for i = 1, #want do
+    local w, s = want[i], segments[i]
+    if type(w) == "string" then
+      if w ~= s then
+        return nil
+      end
+    elseif not match_parts(w, s, caps) then
+      return nil
+    end
+  end
+  return caps
 end
 
 local function check_handler(handler)
@@ -34,11 +145,11 @@ function Router:route(method, path, handler)
   if type(method) ~= "string" then
     error("route method must be a string", 2)
   end
-  local pattern, names = compile(path)
+  local segments, names = compile(path)
   table.insert(self.routes, {
     method = method:upper(),
     path = path,
-    pattern = pattern,
+    segments = segments,
     names = names,
     handler = check_handler(handler),
   })
@@ -61,9 +172,10 @@ end
 -- the host try. A path that matches only under other methods gives 405.
 function Router:_serve(req, res)
   local allowed
+  local segments = split(req.path)
   for _, r in ipairs(self.routes) do
-    local captures = { req.path:match(r.pattern) }
-    if captures[1] ~= nil then
+    local captures = match(r, segments)
+    if captures then
       if r.method == req.method or (r.method == "GET" and req.method == "HEAD") then
         for i, name in ipairs(r.names) do
           req.params[name] = percent_decode(captures[i])
