@@ -154,6 +154,27 @@ end
     assert.matches("replaced GET /mem, GET /ws", proc:log())
   end)
 
+  it("keeps a client's topics: the endpoint's publish reaches it after a reload", function()
+    local function topical(version)
+      return handler("tostring", [[
+function H:on_open(client) client:subscribe("news") end
+function H:on_reload(endpoint)
+  endpoint:publish("news", "]] .. version .. [[ published to " .. endpoint:subscribers("news"))
+end
+]])
+    end
+    dir, proc = start({ ["app.lua"] = app(), ["handler.lua"] = topical("v1") })
+    h.run(function()
+      local c = connect(proc)
+      assert.equal("a 1", echo(c, "a")) -- on_open has run
+      write(dir .. "/handler.lua", topical("v2"))
+      proc:signal("HUP")
+      wait_log(proc, "reloaded app.lua", 1)
+      assert.equal("v2 published to 1", c:receive())
+      c:close()
+    end)
+  end)
+
   it("a broken edit keeps the old code and logs file and line; the next good save "
     .. "reloads", function()
     dir, proc = start({ ["app.lua"] = app(), ["handler.lua"] = handler("tostring") }, "--watch")
