@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps test-deps build run test memcheck fuzz clean format
+.PHONY: all deps test-deps build run test memcheck asan fuzz clean format
 
 all: build
 
@@ -26,6 +26,18 @@ test: test-deps build
 # The specs under valgrind: any leak or invalid access fails the run.
 memcheck: test-deps build
 	cd $(BUILD) && WSLUA_MEMCHECK=1 ctest --output-on-failure -R _spec -E interop
+
+# The whole suite (C tests and specs, the wslua binary they start) built with
+# AddressSanitizer and UndefinedBehaviorSanitizer, in its own build folder.
+ASAN_BUILD ?= build-asan
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+
+asan: test-deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_C_FLAGS="$(ASAN_FLAGS)" >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
 
 # libFuzzer: every target in tests/fuzz for FUZZ_SECONDS each (clang, with
 # ASan and UBSan), in its own build folder. A crash leaves the input in
