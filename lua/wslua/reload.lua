@@ -333,9 +333,10 @@ local Reloader = {}
 Reloader.__index = Reloader
 
 -- server: the running server; app: the app file as given (reload.track
--- must have seen it); load(app) -> hosts | nil, error (app.load).
+-- must have seen it); load(app) -> hosts | nil, error (app.load). The
+-- reloader is also reload.current, for code that reloads in process.
 function reload.new(server, app, load)
-  return setmetatable({
+  reload.current = setmetatable({
     server = server,
     app = app,
     app_file = core.realpath(app) or app,
@@ -344,6 +345,7 @@ function reload.new(server, app, load)
     debounce = 0.1,
     count = 0,
   }, Reloader)
+  return reload.current
 end
 
 local function restore(saved, loaded_now)
