@@ -21,7 +21,7 @@ static const char usage[] =
     "options:\n"
     "  --listen HOST:PORT  listen there instead of the app's first address\n"
     "  --log-level LEVEL   error, warn, info (default) or debug\n"
-    "  --watch             reload the app when it or a Lua file it loaded from\n"
+    "  --watch             reload when the app or a Lua file it loaded from\n"
     "                      its folder changes (SIGHUP reloads too)\n"
     "  --log-format FORMAT text or json (default: text on a terminal, else json)\n"
     "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"

@@ -224,13 +224,12 @@ function reload.apply(server, hosts)
       end
     end
   end
-  local new_routes, map, adopted, fresh, labels = {}, {}, {}, {}, {}
+  local new_routes, map, adopted, fresh = {}, {}, {}, {}
   for _, l in ipairs(server.listeners) do
     local group = assigned[l]
     if group then
       walk(l.address, group, several, function(key, name)
         new_routes[key] = name
-        labels[key] = name
       end, function(key, e, put)
         if not map[e] then
           local old = old_by_key[key]
