@@ -49,17 +49,31 @@ end
 -- wslua from outside a server.
 function wslua.run(fn, timeout)
   timeout = timeout or 30
-  local done, ok, err = false, true, nil
+  -- core.now() first: it brings the loop's clock up to date, which stood
+  -- still since the last run, before fn arms timers from it.
+  local deadline = core.now() + timeout
+  local done, ok, err, turning = false, true, nil, false
+  local function finish()
+    done = true
+    -- Ending inside a turn of the loop (in a timer that was due when the
+    -- turn began, say), stop it: else the turn waits for the next event,
+    -- which may be the guard.
+    if turning then
+      core.stop()
+    end
+  end
   scheduler.spawn(function()
     fn()
-    done = true
+    finish()
   end, function(trace)
-    done, ok, err = true, false, trace
+    ok, err = false, trace
+    finish()
   end)
-  local deadline = core.now() + timeout
   local guard = core.timer(timeout, 0, function() end)
   while not done and core.now() < deadline do
+    turning = true
     core.run_once()
+    turning = false
   end
   guard:stop()
   if not ok then

@@ -83,8 +83,11 @@ static int core_stop(lua_State *L) {
   return 0;
 }
 
-/* Seconds, from the loop's clock (cached at the start of the turn). */
+/* Seconds, from the loop's clock, brought up to date first: between runs
+ * of the loop (a script working before wslua.run) the cached time stands
+ * still, and timers armed from it would fire early. */
 static int core_now(lua_State *L) {
+  uv_update_time(wsl_vm()->loop);
   lua_pushnumber(L, (lua_Number)uv_now(wsl_vm()->loop) / 1000.0);
   return 1;
 }
