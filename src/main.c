@@ -10,6 +10,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "lua/budget.h"
 #include "lua/runtime.h"
 #include "net/log.h"
 
@@ -26,6 +27,8 @@ static const char usage[] =
     "  --log-format FORMAT text or json (default: text on a terminal, else json)\n"
     "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"
     "  --tls-key FILE      its private key (if not inside the certificate file)\n"
+    "  --max-memory MB     cap the Lua heap: a handler that would pass it gets\n"
+    "                      a \"not enough memory\" error (default: no cap)\n"
     "  --version           print the version and exit\n"
     "  --help              print this and exit\n";
 
@@ -35,6 +38,7 @@ typedef struct {
   const char *tls_cert;
   const char *tls_key;
   int watch;
+  size_t max_memory; /* bytes; 0: no cap */
 } options_t;
 
 /* Returns -1 to exit with failure, 1 to exit with success, 0 to run. */
@@ -77,6 +81,16 @@ static int parse_args(int argc, char **argv, options_t *o) {
       } else {
         wsl_log_set_level((wsl_log_level_t)wsl_log_parse_level(value));
       }
+    } else if (strcmp(a, "--max-memory") == 0) {
+      char *end = NULL;
+      double mb = value ? strtod(value, &end) : 0;
+      if (value == NULL || end == value || *end != '\0' || !(mb >= 1) ||
+          mb > 1e9) {
+        fputs("wslua: --max-memory needs a size in MiB, at least 1\n", stderr);
+        return -1;
+      }
+      i++;
+      o->max_memory = (size_t)(mb * 1024 * 1024);
     } else if (a[0] == '-') {
       fprintf(stderr, "wslua: unknown option %s\n%s", a, usage);
       return -1;
@@ -121,6 +135,38 @@ static void set_paths(lua_State *L, const char *app) {
   lua_pop(L, 2);
 }
 
+/* The Lua heap, counted, and capped while handlers run (--max-memory). */
+typedef struct {
+  size_t used;
+  size_t limit; /* 0: no cap */
+} heap_t;
+
+/* lua_Alloc over realloc and free (as luaL_newstate's, so it can take over a
+ * state made there). Only growth asked for while a handler runs is refused
+ * (wsl_budget_depth): Lua then collects garbage, tries again, and failing
+ * raises "not enough memory" in that handler, whose client is closed with
+ * 1011 (HTTP: 500). Work the host does outside handlers (loading the app,
+ * handing a message over) is bounded by the protocol limits instead and is
+ * never refused, so such an error is never raised where nothing catches it.
+ */
+static void *heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  heap_t *h = ud;
+  size_t old = ptr ? osize : 0;
+  void *p;
+  if (nsize == 0) {
+    free(ptr);
+    h->used -= old;
+    return NULL;
+  }
+  if (h->limit && nsize > old && h->used - old + nsize > h->limit &&
+      wsl_budget_depth() > 0)
+    return NULL;
+  p = realloc(ptr, nsize);
+  if (p != NULL)
+    h->used = h->used - old + nsize;
+  return p;
+}
+
 static int run_app(lua_State *L) {
   const options_t *o = lua_touserdata(L, 1);
   lua_getglobal(L, "require");
@@ -149,11 +195,16 @@ int main(int argc, char **argv) {
     return r > 0 ? 0 : 2;
   signal(SIGPIPE, SIG_IGN);
 
+  static heap_t heap;
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     fputs("wslua: cannot create the Lua state\n", stderr);
     return 1;
   }
+  heap.used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 +
+              (size_t)lua_gc(L, LUA_GCCOUNTB);
+  heap.limit = o.max_memory;
+  lua_setallocf(L, heap_alloc, &heap);
   luaL_openlibs(L);
   wsl_vm_init(L, uv_default_loop());
   set_paths(L, o.app);

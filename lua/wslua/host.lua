@@ -27,6 +27,7 @@ local option_kinds = {
   max_body = "number",
   tls = "table",
   graceful_timeout = "number",
+  handler_budget = "number",
 }
 
 function Host.new(t)
@@ -148,6 +149,16 @@ local function dispatcher(hosts)
   end
 end
 
+-- The handler budget of hosts sharing a listener: the first one's
+-- handler_budget, else the default (0: none).
+function Host.budget(hosts)
+  local seconds = hosts[1].options.handler_budget
+  if seconds == nil then
+    seconds = scheduler.default_budget
+  end
+  return seconds > 0 and seconds or nil
+end
+
 -- Starts listeners for hosts (grouped by listen address); returns them.
 function Host.start(hosts)
   local groups, order = {}, {}
@@ -177,7 +188,7 @@ function Host.start(hosts)
       max_url = o.max_url,
       max_body = o.max_body,
       tls = o.tls,
-    }, owners.handlers(dispatcher(group)))
+    }, owners.handlers(dispatcher(group), Host.budget(group)))
     if not server then
       for _, l in ipairs(listeners) do
         l.server:stop()

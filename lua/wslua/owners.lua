@@ -1,5 +1,7 @@
 -- Who owns each connection on the Lua side: the object (a Client, a
 -- Response) whose _data and _closed methods get the connection's events.
+local scheduler = require "wslua.scheduler"
+
 local owners = {}
 
 local by_conn = {}
@@ -13,9 +15,10 @@ function owners.get(conn)
 end
 
 -- Event handlers for core.listen/core.connect, with request added by the
--- caller.
-function owners.handlers(request)
-  return {
+-- caller. With budget (seconds), the handler coroutines the events start
+-- are held to it (scheduler.within).
+function owners.handlers(request, budget)
+  local handlers = {
     request = request,
     open = function(conn, protocol)
       local owner = by_conn[conn]
@@ -43,6 +46,14 @@ function owners.handlers(request)
       end
     end,
   }
+  if budget then
+    for name, fn in pairs(handlers) do
+      handlers[name] = function(...)
+        return scheduler.within(budget, fn, ...)
+      end
+    end
+  end
+  return handlers
 end
 
 -- How many connections are owned (for leak checks in the specs).

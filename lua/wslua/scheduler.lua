@@ -10,14 +10,29 @@ local scheduler = {}
 -- coroutine -> function called with the traceback if it fails (or false)
 local tasks = setmetatable({}, { __mode = "k" })
 
+-- coroutine -> seconds it may run each time it is resumed, before it waits
+-- again (the handler budget; see src/lua/budget.c). A coroutine spawned
+-- while a server event is handled (scheduler.within) gets that listener's
+-- budget; one spawned by a handler, its parent's. Scripts and specs driving
+-- wslua from outside a server (wslua.run) have none.
+local budgets = setmetatable({}, { __mode = "k" })
+local current_budget = nil
+
+-- The default budget of a host's handlers (host option handler_budget).
+scheduler.default_budget = 0.5
+
 local function finish(co, ok, err)
   if coroutine.status(co) ~= "dead" then
     return
   end
   local on_error = tasks[co]
   tasks[co] = nil
+  budgets[co] = nil
   if not ok then
     local trace = debug.traceback(co, tostring(err))
+    -- Let go of what the dead coroutine's stack holds (a handler that ran
+    -- out of memory may hold most of it) before the error is handled.
+    coroutine.close(co)
     if on_error then
       on_error(trace)
     else
@@ -26,9 +41,21 @@ local function finish(co, ok, err)
   end
 end
 
+local function leave(prev_deadline, prev_budget, co, ok, err)
+  core.budget_leave(prev_deadline, prev_budget)
+  finish(co, ok, err)
+end
+
 -- Resumes a parked coroutine with these values.
 function scheduler.resume(co, ...)
-  finish(co, coroutine.resume(co, ...))
+  local prev_deadline, prev_budget = core.budget_enter(co, budgets[co])
+  leave(prev_deadline, prev_budget, co, coroutine.resume(co, ...))
+end
+
+-- The budget a coroutine spawned now would get.
+function scheduler.budget()
+  local running, main = coroutine.running()
+  return current_budget or (not main and budgets[running]) or nil
 end
 
 -- Runs fn(...) in a new coroutine, now, until it first waits or ends.
@@ -36,8 +63,23 @@ end
 function scheduler.spawn(fn, on_error, ...)
   local co = coroutine.create(fn)
   tasks[co] = on_error or false
+  budgets[co] = scheduler.budget()
   scheduler.resume(co, ...)
   return co
+end
+
+-- Calls fn(...) (not in a coroutine of its own) so that the coroutines it
+-- spawns get the budget seconds (nil or 0: none); returns what fn returns.
+-- The server's event handlers run this way.
+function scheduler.within(seconds, fn, ...)
+  local prev = current_budget
+  current_budget = seconds ~= 0 and seconds or nil
+  local ok, a, b = pcall(fn, ...)
+  current_budget = prev
+  if not ok then
+    error(a, 0)
+  end
+  return a, b
 end
 
 -- Parks the running coroutine; returns what it is resumed with.
@@ -59,10 +101,12 @@ function scheduler.sleep(seconds)
   scheduler.wait()
 end
 
--- Calls fn in a new coroutine after seconds; returns the timer.
+-- Calls fn in a new coroutine after seconds; returns the timer. The
+-- coroutine has the budget of the code that set the timer.
 function scheduler.after(seconds, fn)
+  local budget = scheduler.budget()
   return core.timer(seconds, 0, function()
-    scheduler.spawn(fn)
+    scheduler.within(budget, scheduler.spawn, fn)
   end)
 end
 
@@ -70,8 +114,9 @@ end
 function scheduler.every(seconds, fn)
   assert(type(seconds) == "number" and seconds > 0,
     "every: seconds must be a positive number")
+  local budget = scheduler.budget()
   return core.timer(seconds, seconds, function()
-    scheduler.spawn(fn)
+    scheduler.within(budget, scheduler.spawn, fn)
   end)
 end
 

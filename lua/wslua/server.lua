@@ -4,6 +4,7 @@
 local core = require "wslua.core"
 local log = require "wslua.log"
 local Host = require "wslua.host"
+local scheduler = require "wslua.scheduler"
 
 local Server = {}
 Server.__index = Server
@@ -65,7 +66,7 @@ function Server.start(hosts, overrides)
   self.listeners = Host.start(hosts)
   local ok, err = pcall(function()
     for _, e in ipairs(self.endpoints) do
-      e:_start()
+      scheduler.within(Host.budget(hosts), e._start, e)
     end
   end)
   if not ok then
@@ -115,7 +116,7 @@ function Server:stop(on_done)
     servers[#servers + 1] = l.server
   end
   for _, e in ipairs(self.endpoints) do
-    e:_stop()
+    scheduler.within(Host.budget(self.hosts), e._stop, e)
   end
   for _, s in ipairs(servers) do
     s:stop()

@@ -1,6 +1,7 @@
 /* The core module, require "wslua.core": what the Lua half of wslua (lua/wslua)
  * builds on. Built into the wslua executable and as a Lua C module. */
 #include "lua/runtime.h"
+#include "lua/budget.h"
 
 #ifdef WSLUA_MODULE
 #include <dlfcn.h>
@@ -30,6 +31,7 @@ int luaopen_wslua_core(lua_State *L) {
   wsl_lua_open_tcp(L);
   wsl_lua_open_topics(L);
   wsl_lua_open_watch(L);
+  wsl_lua_open_budget(L);
   lua_pushstring(L, WSLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
