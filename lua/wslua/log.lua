@@ -1,5 +1,5 @@
 -- Log lines through the core's logger: wslua.log.info("x %d", n), or
--- wslua.log("text") for info.
+-- wslua.log("text") for info; wslua.log.fields for lines with fields.
 local core = require "wslua.core"
 
 local log = {}
@@ -15,6 +15,14 @@ end
 
 for _, level in ipairs { "error", "warn", "info", "debug" } do
   log[level] = writer(level)
+end
+
+-- A structured line: wslua.log.fields("info", "login", "user", name,
+-- "ms", 12.5). JSON lines get the fields as typed members
+-- ({"msg":"login","user":"ann","ms":12.5}), text as key=value after the
+-- message. A nil value leaves its field out. The access lines use it.
+function log.fields(level, msg, ...)
+  core.log(level, msg, ...)
 end
 
 log.set_level = core.set_log_level

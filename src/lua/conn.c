@@ -19,6 +19,7 @@ typedef struct {
   wsl_conn_t *conn; /* NULL once the connection is gone */
   int self_ref;     /* anchors the userdata while the connection lives */
   lua_Integer id;
+  wsl_conn_stats_t stats; /* the last counts, kept when the conn goes */
 } lconn_t;
 
 static lua_Integer next_id = 1;
@@ -38,6 +39,7 @@ void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
   handlers_idx = lua_absindex(L, handlers_idx);
   lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 1);
   lc->conn = c;
+  memset(&lc->stats, 0, sizeof lc->stats);
   lc->id = next_id++;
   luaL_setmetatable(L, CONN_MT);
   lua_pushvalue(L, handlers_idx);
@@ -189,6 +191,7 @@ static void on_close(wsl_conn_t *c, int code, const char *reason,
   lconn_t *lc = wsl_conn_data(c);
   if (lc == NULL)
     return;
+  wsl_conn_stats(c, &lc->stats);
   lc->conn = NULL;
   if (push_handler(L, lc, "close")) {
     lua_pushinteger(L, code);
@@ -494,6 +497,27 @@ static int conn_dropped(lua_State *L) {
   return 1;
 }
 
+/* conn:stats(): bytes in, bytes out, messages in, messages out (see
+ * wsl_conn_stats) and who closed first ("peer", "local" or nil); the final
+ * counts once the connection is gone. */
+static int conn_stats(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  if (lc->conn)
+    wsl_conn_stats(lc->conn, &lc->stats);
+  const wsl_conn_stats_t *s = &lc->stats;
+  lua_pushinteger(L, (lua_Integer)s->bytes_in);
+  lua_pushinteger(L, (lua_Integer)s->bytes_out);
+  lua_pushinteger(L, (lua_Integer)s->messages_in);
+  lua_pushinteger(L, (lua_Integer)s->messages_out);
+  if (s->closer == WSL_CLOSER_PEER)
+    lua_pushliteral(L, "peer");
+  else if (s->closer == WSL_CLOSER_LOCAL)
+    lua_pushliteral(L, "local");
+  else
+    lua_pushnil(L);
+  return 5;
+}
+
 static int conn_id(lua_State *L) {
   lua_pushinteger(L, check_conn(L, 1)->id);
   return 1;
@@ -624,6 +648,7 @@ static const luaL_Reg conn_methods[] = {
     {"buffered", conn_buffered},
     {"draining", conn_draining},
     {"dropped", conn_dropped},
+    {"stats", conn_stats},
     {"id", conn_id},
     {"is_open", conn_is_open},
     {"compressed", conn_compressed},

@@ -92,11 +92,59 @@ static int core_now(lua_State *L) {
   return 1;
 }
 
+/* Seconds from an arbitrary point, with the clock's full resolution (for
+ * durations under a millisecond; core.now is the loop's, in milliseconds). */
+static int core_clock(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+#define LOG_FIELDS_MAX 32
+
+/* core.log(level, msg [, key, value, ...]): with fields, a structured line
+ * (wsl_log_fields): strings, integers, numbers and booleans keep their
+ * type; a nil value leaves its field out. */
 static int core_log(lua_State *L) {
   static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
   int level = luaL_checkoption(L, 1, NULL, levels);
   const char *msg = luaL_checkstring(L, 2);
-  wsl_log((wsl_log_level_t)level, "%s", msg);
+  int top = lua_gettop(L);
+  if (top <= 2) {
+    wsl_log((wsl_log_level_t)level, "%s", msg);
+    return 0;
+  }
+  luaL_argcheck(L, (top - 2) % 2 == 0, top, "fields come as key, value pairs");
+  luaL_argcheck(L, (top - 2) / 2 <= LOG_FIELDS_MAX, top, "too many fields");
+  wsl_log_field_t fields[LOG_FIELDS_MAX];
+  size_t n = 0;
+  for (int i = 3; i < top; i += 2) {
+    wsl_log_field_t *f = &fields[n];
+    f->key = luaL_checkstring(L, i);
+    switch (lua_type(L, i + 1)) {
+    case LUA_TNIL:
+      continue;
+    case LUA_TBOOLEAN:
+      f->kind = WSL_LOG_BOOLEAN;
+      f->i = lua_toboolean(L, i + 1);
+      break;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, i + 1)) {
+        f->kind = WSL_LOG_INTEGER;
+        f->i = (long long)lua_tointeger(L, i + 1);
+      } else {
+        f->kind = WSL_LOG_NUMBER;
+        f->n = (double)lua_tonumber(L, i + 1);
+      }
+      break;
+    default:
+      f->kind = WSL_LOG_STRING;
+      f->s = luaL_tolstring(L, i + 1, &f->len);
+      lua_replace(L, i + 1); /* keeps the string alive on the stack */
+      break;
+    }
+    n++;
+  }
+  wsl_log_fields((wsl_log_level_t)level, msg, fields, n);
   return 0;
 }
 
@@ -180,6 +228,7 @@ static const luaL_Reg runtime_funcs[] = {
     {"run_once", core_run_once},
     {"stop", core_stop},
     {"now", core_now},
+    {"clock", core_clock},
     {"log", core_log},
     {"set_log_level", core_set_log_level},
     {"log_level", core_log_level},

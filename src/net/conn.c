@@ -62,6 +62,10 @@ uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
   return c->dropped;
 }
 
+void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
+  *out = c->stats;
+}
+
 /* --- lifecycle ---------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t);
@@ -290,8 +294,11 @@ static void stop_reading(wsl_conn_t *c) {
 static size_t http_input(wsl_conn_t *c, char *data, size_t len) {
   size_t used = 0;
   int r = wsl_http_parse(&c->http, data, len, &used);
-  if (r == WSL_HTTP_NEED_MORE)
+  if (r == WSL_HTTP_NEED_MORE) {
+    c->stats.bytes_in += len;
     return len;
+  }
+  c->stats.bytes_in += used;
   if (r != WSL_HTTP_DONE) {
     wsl_log(WSL_LOG_INFO, "%s: %d %s", c->remote_addr, r, c->http.error);
     wsl_buf_t out = WSL_BUF_INIT;
@@ -439,6 +446,8 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
  * is per connection). */
 static int queue_write(wsl_conn_t *c, const char *data, size_t len,
                        wsl_shared_frame_t *shared) {
+  if (!c->handles_closing)
+    c->stats.bytes_out += len;
   if (c->tls == NULL)
     return raw_write(c, data, len, shared);
   if (c->handles_closing)
@@ -602,6 +611,8 @@ int wsl_conn_send(wsl_conn_t *c, int opcode, const void *data, size_t len) {
   else
     r = wsl__conn_write_frame(c, opcode, 0, data, len);
   wsl_buf_free(&packed);
+  if (r == 0)
+    c->stats.messages_out++;
   return r;
 }
 
@@ -613,7 +624,11 @@ int wsl__conn_write_shared(wsl_conn_t *c, wsl_shared_frame_t *f) {
   if (c->state != WSL_CONN_OPEN || c->role != WSL_ROLE_SERVER)
     return UV_ECANCELED;
   int r = check_backpressure(c);
-  return r ? r : queue_write(c, f->bytes, f->len, f);
+  if (r == 0)
+    r = queue_write(c, f->bytes, f->len, f);
+  if (r == 0)
+    c->stats.messages_out++;
+  return r;
 }
 
 int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len) {

@@ -90,6 +90,27 @@ int wsl_conn_draining(const wsl_conn_t *c);
 /* Messages skipped under the "drop" backpressure policy. */
 uint64_t wsl_conn_dropped(const wsl_conn_t *c);
 
+/* Who sent the first close frame of a WebSocket session. */
+typedef enum {
+  WSL_CLOSER_NONE,  /* no close frame yet (or none was exchanged) */
+  WSL_CLOSER_PEER,  /* the peer's came first */
+  WSL_CLOSER_LOCAL  /* ours came first */
+} wsl_closer_t;
+
+/* What went through a connection, for access logs and metrics. Bytes are
+ * those of HTTP and WebSocket (frame headers included, TLS records not):
+ * of the whole connection while it speaks HTTP, of the WebSocket session
+ * alone (from after the 101) once upgraded. Messages are WebSocket data
+ * messages: received whole, or queued for sending. Counting costs an
+ * addition per read, write and message. */
+typedef struct {
+  uint64_t bytes_in, bytes_out;
+  uint64_t messages_in, messages_out;
+  wsl_closer_t closer;
+} wsl_conn_stats_t;
+
+void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out);
+
 /* HTTP, server role. wsl_conn_write queues raw bytes (a response, in one or
  * several pieces); wsl_conn_http_finish ends the response: the next request
  * is read when keep_alive, else the connection closes after the bytes are

@@ -50,6 +50,7 @@ struct wsl_conn {
   int above_low_water;    /* the send queue passed ws.low_water: on_drain
                              when it falls back */
   uint64_t dropped;       /* messages skipped (backpressure_drop) */
+  wsl_conn_stats_t stats; /* bytes and messages each way, who closed */
   struct wsl_sub *subs, *subs_tail; /* its topics (topics.c) */
   int close_sent, close_received;
   int close_code;         /* the session's close code for on_close */

@@ -10,6 +10,9 @@
 #include "proto/utf8.h"
 
 void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
+  /* The session's bytes start here, after the handshake: nothing after the
+   * request (or the response, client role) has been parsed yet. */
+  c->stats.bytes_in = c->stats.bytes_out = 0;
   if (options)
     c->ws = *options;
   wsl_frame_parser_init(&c->frames, c->role);
@@ -30,6 +33,8 @@ static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
                              size_t len) {
   uint8_t payload[125];
   size_t n = wsl_close_encode(payload, code, reason, len);
+  if (!c->close_received && !c->close_sent)
+    c->stats.closer = WSL_CLOSER_LOCAL;
   c->close_sent = 1;
   wsl__conn_write_frame(c, WSL_OP_CLOSE, 0, payload, n);
 }
@@ -80,6 +85,7 @@ static void on_close_frame(wsl_conn_t *c) {
   }
   c->close_received = 1;
   if (!c->close_sent) {
+    c->stats.closer = WSL_CLOSER_PEER;
     /* Echo the peer's code (§5.5.1); 1005 means an empty close payload. */
     remember_close(c, code, (const char *)reason, reason_len);
     send_close_frame(c, code, NULL, 0);
@@ -107,8 +113,10 @@ void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
                      int last) {
   int first = !c->msg_delivered;
   c->msg_delivered = 1;
-  if (last)
+  if (last) {
     c->msg_done = 1;
+    c->stats.messages_in++;
+  }
   if (c->state == WSL_CONN_OPEN && c->handler->on_data)
     c->handler->on_data(c, c->msg_opcode, (const char *)data, len, first,
                         last);
@@ -160,6 +168,7 @@ static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
 }
 
 void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
+  c->stats.bytes_in += len;
   c->last_read_ms = uv_now(c->tcp.loop);
   c->ping_outstanding = 0;
   wsl_frame_event_t ev;
