@@ -14,6 +14,7 @@ local Host = {}
 Host.__index = Host
 
 local tls_kinds = { cert = "string", key = "string", chain = "string", names = "table" }
+local name_kinds = { cert = "string", key = "string" }
 
 local option_kinds = {
   listen = "string",
@@ -38,7 +39,13 @@ function Host.new(t)
   if t.tls then
     options.check("host tls options", t.tls, tls_kinds)
     if not t.tls.cert then
-      error("host option tls needs cert (a PEM file; key too unless the cert file holds it)", 3)
+      error("host option tls needs cert (a PEM file; key too unless the cert file holds it)", 2)
+    end
+    for name, files in pairs(t.tls.names or {}) do
+      if type(name) ~= "string" or type(files) ~= "table" or type(files.cert) ~= "string" then
+        error("host option tls.names must map names to { cert = FILE [, key = FILE] }", 2)
+      end
+      options.check("host tls.names['" .. name .. "']", files, name_kinds)
     end
   end
   local handlers = {}

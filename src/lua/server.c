@@ -2,6 +2,8 @@
  * go to the handler table (request, data, close: see conn.c). */
 #include "lua/conn.h"
 
+#include <stdio.h>
+
 #include "net/server.h"
 #include "net/tls.h"
 
@@ -24,41 +26,43 @@ static const char *optstring(lua_State *L, int idx, const char *name) {
 }
 
 /* opts.tls = {cert, key, chain, names = {[name] = {cert, key}}}: a server
- * TLS context, or NULL with nil, message pushed. Lives for the process
- * (listeners are few and long-lived). */
-static wsl_tls_ctx_t *tls_context(lua_State *L, int opts) {
+ * TLS context, or NULL: without opts.tls (err left empty), or with err
+ * filled when a file cannot be used. A malformed table raises. */
+static wsl_tls_ctx_t *tls_context(lua_State *L, int opts, char *err,
+                                  size_t errlen) {
   if (lua_getfield(L, opts, "tls") != LUA_TTABLE) {
     lua_pop(L, 1);
     return NULL;
   }
   int t = lua_gettop(L);
-  char err[512];
   const char *cert = optstring(L, t, "cert");
   if (cert == NULL)
     luaL_error(L, "tls needs a cert file");
-  wsl_tls_ctx_t *ctx = wsl_tls_server_ctx_new(cert, optstring(L, t, "key"),
-                                              optstring(L, t, "chain"), err,
-                                              sizeof err);
-  if (ctx == NULL)
-    luaL_error(L, "%s", err);
-  if (lua_getfield(L, t, "names") == LUA_TTABLE) {
+  wsl_tls_ctx_t *ctx = wsl_tls_server_ctx_new(
+      cert, optstring(L, t, "key"), optstring(L, t, "chain"), err, errlen);
+  if (ctx && lua_getfield(L, t, "names") == LUA_TTABLE) {
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      const char *name = lua_tostring(L, -2);
-      if (name == NULL || !lua_istable(L, -1)) {
+    while (ctx && lua_next(L, -2)) {
+      /* lua_tostring on a number key would confuse lua_next. */
+      const char *name =
+          lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      const char *name_cert =
+          lua_istable(L, -1) ? optstring(L, -1, "cert") : NULL;
+      if (name == NULL || name_cert == NULL) {
         wsl_tls_ctx_free(ctx);
         luaL_error(L, "tls.names must map names to {cert = ..., key = ...}");
       }
-      if (wsl_tls_ctx_add_name(ctx, name, optstring(L, -1, "cert"),
-                               optstring(L, -1, "key"), err,
-                               sizeof err) != 0) {
+      if (wsl_tls_ctx_add_name(ctx, name, name_cert, optstring(L, -1, "key"),
+                               err, errlen) != 0) {
         wsl_tls_ctx_free(ctx);
-        luaL_error(L, "%s", err);
+        ctx = NULL;
       }
       lua_pop(L, 1);
     }
   }
   lua_settop(L, t - 1);
+  if (ctx == NULL && err[0] == '\0')
+    snprintf(err, errlen, "out of memory");
   return ctx;
 }
 
@@ -88,7 +92,10 @@ static int core_listen(lua_State *L) {
       (uint64_t)(wsl_lua_optfield(L, 1, "keepalive_timeout", 10) * 1000);
   size_t max_connections =
       (size_t)wsl_lua_optfield(L, 1, "max_connections", 0);
-  config.tls = tls_context(L, 1);
+  char err[512] = "";
+  config.tls = tls_context(L, 1, err, sizeof err);
+  if (config.tls == NULL && err[0])
+    return wsl_lua_fail(L, err, 0);
 
   lserver_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   ls->server = NULL;
@@ -96,13 +103,11 @@ static int core_listen(lua_State *L) {
   ls->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_setmetatable(L, SERVER_MT);
   config.owner = &ls->handlers_ref;
-  char err[256];
+  /* The server owns config.tls from here, even if listening fails. */
   ls->server = wsl_server_listen(wsl_vm()->loop, host, port, &config,
                                  max_connections, err, sizeof err);
-  if (ls->server == NULL) {
-    wsl_tls_ctx_free(config.tls);
+  if (ls->server == NULL)
     return wsl_lua_fail(L, err, 0);
-  }
   /* Anchored for as long as it may have connections. */
   lua_pushvalue(L, -1);
   luaL_ref(L, LUA_REGISTRYINDEX);

@@ -17,9 +17,12 @@ struct wsl_server {
   int released;
 };
 
+/* The TLS context goes with the server: no connection uses it any more. */
 static void maybe_free(wsl_server_t *s) {
-  if (s->released && !s->listening && s->conns.count == 0)
+  if (s->released && !s->listening && s->conns.count == 0) {
+    wsl_tls_ctx_free(s->config.tls);
     free(s);
+  }
 }
 
 static void on_conns_empty(wsl_conn_list_t *list) {
@@ -76,11 +79,13 @@ wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
     snprintf(err, errlen, "%s is not an IP address", host);
+    wsl_tls_ctx_free(config->tls);
     return NULL;
   }
   wsl_server_t *s = calloc(1, sizeof *s);
   if (s == NULL) {
     snprintf(err, errlen, "out of memory");
+    wsl_tls_ctx_free(config->tls);
     return NULL;
   }
   s->config = *config;

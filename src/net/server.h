@@ -11,7 +11,8 @@ typedef struct wsl_server wsl_server_t;
 
 /* Listens on host:port (port 0: any free port). Returns the server, or NULL
  * with err filled ("address already in use", ...). The configuration is
- * copied. max_connections 0 means no limit. */
+ * copied; its TLS context becomes the server's, freed with it (or at once
+ * when listening fails). max_connections 0 means no limit. */
 wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
                                 const wsl_conn_config_t *config,
                                 size_t max_connections, char *err,

@@ -1,6 +1,7 @@
 /* TLS over memory BIOs (OpenSSL): no sockets here, only bytes in and out. */
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,16 +28,21 @@ struct wsl_tls {
   BIO *out;            /* ciphertext OpenSSL wrote, for us to send */
   wsl_buf_t held;      /* plaintext written before the handshake finished */
   int failed;
-  char reason[200];    /* the last failure, with OpenSSL's words */
+  char reason[256];    /* the last failure, with OpenSSL's words */
 };
 
-/* Records why the session failed, with OpenSSL's reason, in t->reason. */
+/* Records why the session failed, with OpenSSL's reason, in t->reason. A
+ * certificate the client could not verify also says why (the CA, the name,
+ * the dates): OpenSSL's error alone says only "certificate verify failed". */
 static const char *failure(wsl_tls_t *t, const char *what) {
   unsigned long e = ERR_get_error();
+  long verify = SSL_get_verify_result(t->ssl);
   if (e) {
     char ossl[160];
     ERR_error_string_n(e, ossl, sizeof ossl);
-    snprintf(t->reason, sizeof t->reason, "%s (%s)", what, ossl);
+    snprintf(t->reason, sizeof t->reason, "%s (%s%s%s)", what, ossl,
+             verify == X509_V_OK ? "" : ": ",
+             verify == X509_V_OK ? "" : X509_verify_cert_error_string(verify));
   } else {
     snprintf(t->reason, sizeof t->reason, "%s", what);
   }
@@ -229,7 +235,12 @@ wsl_tls_t *wsl_tls_new(wsl_tls_ctx_t *ctx, int server,
   } else {
     SSL_set_connect_state(t->ssl);
     if (server_name) {
-      SSL_set_tlsext_host_name(t->ssl, server_name);
+      /* An IP address is verified but not sent: SNI carries host names
+       * only (RFC 6066, section 3). */
+      unsigned char ip[16];
+      if (inet_pton(AF_INET, server_name, ip) != 1 &&
+          inet_pton(AF_INET6, server_name, ip) != 1)
+        SSL_set_tlsext_host_name(t->ssl, server_name);
       SSL_set1_host(t->ssl, server_name);
     }
   }
