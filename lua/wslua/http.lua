@@ -1,9 +1,11 @@
 -- HTTP requests and responses as handlers see them.
 --   req.method, req.path, req.query (table), req.params, req.headers
---   (lower-case names), req.remote_addr, req:body()
+--   (lower-case names), req.remote_addr (the client's, through trusted
+--   proxies), req.peer_addr (the TCP peer's), req.route, req:body()
 --   res.status, res:header(k, v), res:send(body), res:write(chunk),
 --   res:finish()
 local core = require "wslua.core"
+local observe = require "wslua.observe"
 
 local http = {}
 
@@ -37,7 +39,10 @@ Request.__index = Request
 function http.request(conn, raw)
   local req = setmetatable(raw, Request)
   req.conn = conn
+  req.started = core.clock()
+  req.bytes_out_before = select(2, conn:stats())
   req.remote_addr = conn:remote_addr()
+  req.peer_addr = req.remote_addr
   req.query_string = raw.query
   req.query, req.query_all = http.parse_query(raw.query)
   req.params = {}
@@ -139,6 +144,7 @@ function Response:send(body)
   end
   self.finished = true
   self.conn:finish(self:_keep_alive())
+  observe.http_done(self.req, self)
   return ok, err
 end
 
@@ -176,6 +182,7 @@ function Response:finish()
     ok, err = self.conn:write("0\r\n\r\n")
   end
   self.conn:finish(self:_keep_alive())
+  observe.http_done(self.req, self)
   return ok, err
 end
 

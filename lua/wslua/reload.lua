@@ -9,6 +9,7 @@
 -- reloads on its own (the parent forwards SIGHUP; each watches the files).
 local core = require "wslua.core"
 local log = require "wslua.log"
+local observe = require "wslua.observe"
 local scheduler = require "wslua.scheduler"
 local Host = require "wslua.host"
 local Server = require "wslua.server"
@@ -382,6 +383,7 @@ function Reloader:reload(why)
       tracked[name] = tracked[name] or file
     end
     log.error("reload failed, the old code keeps serving: %s", tostring(summary))
+    observe.reloaded(false, self.count, tostring(summary))
     self:_watch_files()
     return nil, summary
   end
@@ -394,6 +396,7 @@ function Reloader:reload(why)
   end
   log.info("reloaded %s (#%d)%s%s", basename(self.app), self.count,
     #parts > 0 and ": " or "", table.concat(parts, "; "))
+  observe.reloaded(true, self.count, table.concat(parts, "; "))
   self:_watch_files()
   return true
 end

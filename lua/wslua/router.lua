@@ -180,6 +180,7 @@ function Router:_serve(req, res)
         for i, name in ipairs(r.names) do
           req.params[name] = percent_decode(captures[i])
         end
+        req.route = r.path
         local h = r.handler
         if type(h) == "function" then
           h(req, res)
