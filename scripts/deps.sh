@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libuv1-dev liblua5.4-dev lua5.4
       libssl-dev zlib1g-dev node-llhttp libhiredis-dev lua-busted lua-cjson)
 if [ "$what" = test ]; then
-  pkgs+=(python3-websockets chromium valgrind nodejs npm openssl)
+  pkgs+=(python3-websockets chromium valgrind nodejs npm openssl redis-server)
 fi
 if [ "$what" = fuzz ]; then
   pkgs+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)

@@ -12,7 +12,9 @@
 
 #include "lua/budget.h"
 #include "lua/runtime.h"
+#include "lua/worker.h"
 #include "net/log.h"
+#include "net/server.h"
 
 static const char usage[] =
     "usage: wslua [options] app.lua [options]\n"
@@ -24,14 +26,15 @@ static const char usage[] =
     "  --log-level LEVEL   error, warn, info (default) or debug\n"
     "  --watch             reload when the app or a Lua file it loaded from\n"
     "                      its folder changes (SIGHUP reloads too)\n"
-    "  --dev               serve the dev console at /_wslua (routes, a client\n"
-    "                      for any WebSocket route, live events); not in\n"
-    "                      production\n"
     "  --log-format FORMAT text or json (default: text on a terminal, else json)\n"
     "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"
     "  --tls-key FILE      its private key (if not inside the certificate file)\n"
     "  --max-memory MB     cap the Lua heap: a handler that would pass it gets\n"
     "                      a \"not enough memory\" error (default: no cap)\n"
+    "  --workers N         N threads, each with its own loop and Lua VM, sharing\n"
+    "                      the listen addresses (default 1)\n"
+    "  --redis URL         carry topics and broadcasts across processes over\n"
+    "                      Redis pub/sub (redis://HOST:PORT)\n"
     "  --version           print the version and exit\n"
     "  --help              print this and exit\n";
 
@@ -41,7 +44,8 @@ typedef struct {
   const char *tls_cert;
   const char *tls_key;
   int watch;
-  int dev;
+  int workers;
+  const char *redis;
   size_t max_memory; /* bytes; 0: no cap */
 } options_t;
 
@@ -58,8 +62,6 @@ static int parse_args(int argc, char **argv, options_t *o) {
       return 1;
     } else if (strcmp(a, "--watch") == 0) {
       o->watch = 1;
-    } else if (strcmp(a, "--dev") == 0) {
-      o->dev = 1;
     } else if (strcmp(a, "--log-format") == 0) {
       if (value == NULL || wsl_log_parse_format(value) < 0) {
         fprintf(stderr, "wslua: --log-format must be text or json\n");
@@ -97,6 +99,22 @@ static int parse_args(int argc, char **argv, options_t *o) {
       }
       i++;
       o->max_memory = (size_t)(mb * 1024 * 1024);
+    } else if (strcmp(a, "--workers") == 0) {
+      char *end = NULL;
+      long n = value ? strtol(value, &end, 10) : 0;
+      if (value == NULL || end == value || *end != '\0' || n < 1 || n > 256) {
+        fputs("wslua: --workers needs a number from 1 to 256\n", stderr);
+        return -1;
+      }
+      i++;
+      o->workers = (int)n;
+    } else if (strcmp(a, "--redis") == 0) {
+      if (value == NULL) {
+        fputs("wslua: --redis needs a URL (redis://HOST:PORT)\n", stderr);
+        return -1;
+      }
+      i++;
+      o->redis = value;
     } else if (a[0] == '-') {
       fprintf(stderr, "wslua: unknown option %s\n%s", a, usage);
       return -1;
@@ -190,20 +208,17 @@ static int run_app(lua_State *L) {
   lua_setfield(L, -2, "tls_key");
   lua_pushboolean(L, o->watch);
   lua_setfield(L, -2, "watch");
-  lua_pushboolean(L, o->dev);
-  lua_setfield(L, -2, "dev");
+  lua_pushstring(L, o->redis);
+  lua_setfield(L, -2, "redis");
   lua_call(L, 1, 1);
   return 1;
 }
 
-int main(int argc, char **argv) {
-  options_t o = {0};
-  int r = parse_args(argc, argv, &o);
-  if (r != 0)
-    return r > 0 ? 0 : 2;
-  signal(SIGPIPE, SIG_IGN);
-
-  static heap_t heap;
+/* One VM on loop, running the app until it stops; returns the exit status.
+ * With workers, each worker's thread runs this. */
+static int run_vm(uv_loop_t *loop, void *arg) {
+  const options_t *o = arg;
+  heap_t heap = {0};
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     fputs("wslua: cannot create the Lua state\n", stderr);
@@ -211,14 +226,14 @@ int main(int argc, char **argv) {
   }
   heap.used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 +
               (size_t)lua_gc(L, LUA_GCCOUNTB);
-  heap.limit = o.max_memory;
+  heap.limit = o->max_memory;
   lua_setallocf(L, heap_alloc, &heap);
   luaL_openlibs(L);
-  wsl_vm_init(L, uv_default_loop());
-  set_paths(L, o.app);
+  wsl_vm_init(L, loop);
+  set_paths(L, o->app);
 
   lua_pushcfunction(L, run_app);
-  lua_pushlightuserdata(L, &o);
+  lua_pushlightuserdata(L, (void *)o);
   int status = 1;
   if (lua_pcall(L, 1, 1, 0) != LUA_OK)
     wsl_log(WSL_LOG_ERROR, "%s", lua_tostring(L, -1));
@@ -227,6 +242,19 @@ int main(int argc, char **argv) {
   lua_close(L);
   /* Handles whose memory Lua owned are closed by now (__gc); let libuv run
    * their close callbacks before leaving. */
-  uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+  uv_run(loop, UV_RUN_NOWAIT);
   return status;
+}
+
+int main(int argc, char **argv) {
+  options_t o = {0};
+  int r = parse_args(argc, argv, &o);
+  if (r != 0)
+    return r > 0 ? 0 : 2;
+  signal(SIGPIPE, SIG_IGN);
+  if (o.workers > 1) {
+    wsl_server_share_ports(1);
+    return wsl_workers_run(o.workers, run_vm, &o);
+  }
+  return run_vm(uv_default_loop(), &o);
 }

@@ -5,7 +5,6 @@
 -- on_close(client, code, reason), on_stop().
 local core = require "wslua.core"
 local log = require "wslua.log"
-local observe = require "wslua.observe"
 local options = require "wslua.options"
 local owners = require "wslua.owners"
 local scheduler = require "wslua.scheduler"
@@ -139,8 +138,13 @@ function Endpoint:_adopt(new)
   setmetatable(new, { __index = self, __newindex = self })
 end
 
+-- A bus across workers or machines (wslua.pubsub) sets
+-- Endpoint.forward(endpoint, target, payload, binary) to reach the clients
+-- other workers hold.
+Endpoint.forward = nil
+
 -- endpoint:send(nil | id | {ids}, payload [, "binary"]): nil sends to every
--- client; returns how many it was sent to.
+-- client; returns how many of this worker's clients it was sent to.
 function Endpoint:send(target, payload, mode)
   if type(payload) ~= "string" then
     error("bad argument #2 to 'send' (string expected, got " .. type(payload) .. ")", 2)
@@ -153,10 +157,7 @@ function Endpoint:send(target, payload, mode)
     end
   elseif type(target) == "number" then
     local c = self.clients_by_id[target]
-    if not c then
-      return 0
-    end
-    conns[1] = c.conn
+    conns[1] = c and c.conn
   elseif type(target) == "table" then
     for _, id in ipairs(target) do
       local c = self.clients_by_id[id]
@@ -167,7 +168,11 @@ function Endpoint:send(target, payload, mode)
   else
     error("bad argument #1 to 'send' (nil, client id or list of ids expected)", 2)
   end
-  return core.broadcast(conns, payload, binary)
+  local n = core.broadcast(conns, payload, binary)
+  if Endpoint.forward then
+    Endpoint.forward(self, target, payload, binary)
+  end
+  return n
 end
 
 -- endpoint:publish(topic, payload [, "binary"]): to every client that
@@ -222,7 +227,6 @@ end
 
 -- Serves the upgrade request; runs inside the request's coroutine.
 function Endpoint:_serve(req, res)
-  req.endpoint = self -- a refusal is counted for this endpoint's route
   if not req.websocket then
     local status = req.websocket_status or 426
     res.status = status
@@ -281,7 +285,6 @@ end
 
 function Endpoint:_open(req, protocol, data, extensions)
   local client = Client.new(req.conn, self, self.options.max_message or MiB)
-  client.remote_addr, client.peer_addr = req.remote_addr, req.peer_addr
   client.protocol = protocol
   client.extensions = extensions
   client.compressed = extensions ~= nil
@@ -290,9 +293,7 @@ function Endpoint:_open(req, protocol, data, extensions)
   self.clients_by_id[client.id] = client
   self.count = self.count + 1
   local endpoint = self
-  observe.ws_open(client, req)
   local function fail(trace)
-    observe.failed(observe.label(req))
     log.error("%s: handler failed, closing with 1011: %s", tostring(client), trace)
     client:close(1011, "internal error")
   end
@@ -318,9 +319,7 @@ function Endpoint:_open(req, protocol, data, extensions)
     Client._closed(c, code, reason, err)
     endpoint.clients_by_id[c.id] = nil
     endpoint.count = endpoint.count - 1
-    observe.ws_close(c, code, reason, err)
     scheduler.spawn(endpoint._call, function(trace)
-      observe.failed(observe.label(req))
       log.error("on_close failed: %s", trace)
     end, endpoint, "on_close", c, code, reason)
   end

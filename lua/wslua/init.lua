@@ -38,11 +38,17 @@ function wslua.subscribers(topic)
   return core.subscribers(topic)
 end
 
--- wslua.metrics(): a route handler serving the counters (connections,
--- messages, bytes, close codes, errors, reloads) in the Prometheus text
--- format: router:get("/metrics", wslua.metrics()).
-function wslua.metrics()
-  return require("wslua.metrics").handler()
+-- wslua.worker() -> this worker's number (from 1), how many workers run
+-- (--workers N; 1, 1 without).
+function wslua.worker()
+  return core.worker()
+end
+
+-- What carries topics and broadcasts beyond this worker, as this worker
+-- sees it: { worker, workers, redis = "connecting"|"up"|"down"|nil,
+-- redis_dropped, redis_channels, bus_dropped }.
+function wslua.pubsub_status()
+  return require("wslua.pubsub").status()
 end
 
 -- Serves hosts in this process (as `wslua app.lua` does); returns the

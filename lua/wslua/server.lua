@@ -4,6 +4,7 @@
 local core = require "wslua.core"
 local log = require "wslua.log"
 local Host = require "wslua.host"
+local pubsub = require "wslua.pubsub"
 local scheduler = require "wslua.scheduler"
 
 local Server = {}
@@ -63,7 +64,14 @@ function Server.start(hosts, overrides)
     endpoints = Server.endpoints_of(hosts),
     overrides = overrides,
   }, Server)
-  self.listeners = Host.start(hosts)
+  -- Redis first: unreachable, nothing listens.
+  pubsub.start(self, pubsub.url(hosts, overrides))
+  local ok_listen, listeners = pcall(Host.start, hosts, overrides and overrides.ports)
+  if not ok_listen then
+    pubsub.stop(self)
+    error(listeners, 0)
+  end
+  self.listeners = listeners
   local ok, err = pcall(function()
     for _, e in ipairs(self.endpoints) do
       scheduler.within(Host.budget(hosts), e._start, e)
@@ -73,9 +81,11 @@ function Server.start(hosts, overrides)
     for _, l in ipairs(self.listeners) do
       l.server:stop()
     end
+    pubsub.stop(self)
     error(err, 0)
   end
-  for _, l in ipairs(self.listeners) do
+  -- Workers after the first listen where it does: it has said so.
+  for _, l in ipairs(core.worker() == 1 and self.listeners or {}) do
     log.info("listening on %s:%d%s", (Host.parse_listen(l.address)), l.server:port(),
       l.hosts[1].options.tls and " (TLS)" or "")
   end
@@ -135,6 +145,7 @@ function Server:stop(on_done)
         log.warn("graceful stop: %d connection(s) still open after %gs, leaving them",
           open, timeout)
       end
+      pubsub.stop(self)
       if on_done then
         on_done()
       end

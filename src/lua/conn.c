@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lua/worker.h"
 #include "net/connect.h"
 #include "net/tls.h"
 #include "proto/frame.h"
@@ -22,7 +23,9 @@ typedef struct {
   wsl_conn_stats_t stats; /* the last counts, kept when the conn goes */
 } lconn_t;
 
-static lua_Integer next_id = 1;
+/* Ids are unique in the process: worker w of n numbers its connections
+ * w, w + n, w + 2n, ... (so an id also says which worker holds it). */
+static _Thread_local lua_Integer next_seq;
 
 static lconn_t *check_conn(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, CONN_MT);
@@ -40,7 +43,7 @@ void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
   lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 1);
   lc->conn = c;
   memset(&lc->stats, 0, sizeof lc->stats);
-  lc->id = next_id++;
+  lc->id = next_seq++ * wsl_worker_count() + wsl_worker_id();
   luaL_setmetatable(L, CONN_MT);
   lua_pushvalue(L, handlers_idx);
   lua_setiuservalue(L, -2, 1);

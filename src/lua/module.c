@@ -1,6 +1,8 @@
 /* The core module, require "wslua.core": what the Lua half of wslua (lua/wslua)
  * builds on. Built into the wslua executable and as a Lua C module. */
 #include "lua/runtime.h"
+#include "lua/redis.h"
+#include "lua/worker.h"
 #include "lua/budget.h"
 
 #ifdef WSLUA_MODULE
@@ -31,6 +33,8 @@ int luaopen_wslua_core(lua_State *L) {
   wsl_lua_open_tcp(L);
   wsl_lua_open_topics(L);
   wsl_lua_open_watch(L);
+  wsl_lua_open_worker(L);
+  wsl_lua_open_redis(L);
   wsl_lua_open_budget(L);
   lua_pushstring(L, WSLUA_VERSION);
   lua_setfield(L, -2, "version");

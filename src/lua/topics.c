@@ -1,16 +1,16 @@
 /* Topics for the scripts: the core functions subscribe, unsubscribe,
  * topics, publish and subscribers over this thread's registry
  * (net/topics.h). Groups are the Lua half's endpoints; 0 means all. */
-#include "lua/conn.h"
+#include "lua/topics.h"
 
-#include "net/topics.h"
+#include "lua/conn.h"
 #include "proto/frame.h"
 
 /* One registry per VM, that is per thread and loop; made on first use and
  * kept for the life of the thread. */
 static _Thread_local wsl_topics_t *registry;
 
-static wsl_topics_t *topics(lua_State *L) {
+wsl_topics_t *wsl_lua_topics(lua_State *L) {
   if (registry == NULL && (registry = wsl_topics_new()) == NULL)
     luaL_error(L, "out of memory");
   return registry;
@@ -29,8 +29,8 @@ static int core_subscribe(lua_State *L) {
   const char *topic = luaL_checklstring(L, 2, &len);
   unsigned group = check_group(L, 3);
   wsl_conn_t *c = wsl_lua_conn_check(L, 1);
-  int r =
-      c ? wsl_topics_subscribe(topics(L), c, topic, len, group) : UV_ECANCELED;
+  int r = c ? wsl_topics_subscribe(wsl_lua_topics(L), c, topic, len, group)
+            : UV_ECANCELED;
   if (r == UV_ENOMEM)
     return luaL_error(L, "out of memory");
   if (r < 0)
@@ -44,7 +44,8 @@ static int core_unsubscribe(lua_State *L) {
   size_t len;
   const char *topic = luaL_checklstring(L, 2, &len);
   wsl_conn_t *c = wsl_lua_conn_check(L, 1);
-  lua_pushboolean(L, c && wsl_topics_unsubscribe(topics(L), c, topic, len));
+  lua_pushboolean(
+      L, c && wsl_topics_unsubscribe(wsl_lua_topics(L), c, topic, len));
   return 1;
 }
 
@@ -71,7 +72,7 @@ static int core_publish(lua_State *L) {
   int binary = lua_toboolean(L, 3);
   unsigned group = check_group(L, 4);
   size_t sent;
-  if (wsl_topics_publish(topics(L), topic, tlen, group,
+  if (wsl_topics_publish(wsl_lua_topics(L), topic, tlen, group,
                          binary ? WSL_OP_BINARY : WSL_OP_TEXT, data, len,
                          &sent) != 0)
     return luaL_error(L, "out of memory");
@@ -83,8 +84,8 @@ static int core_publish(lua_State *L) {
 static int core_subscribers(lua_State *L) {
   size_t len;
   const char *topic = luaL_checklstring(L, 1, &len);
-  lua_pushinteger(L, (lua_Integer)wsl_topics_count(topics(L), topic, len,
-                                                   check_group(L, 2)));
+  lua_pushinteger(L, (lua_Integer)wsl_topics_count(wsl_lua_topics(L), topic,
+                                                   len, check_group(L, 2)));
   return 1;
 }
 

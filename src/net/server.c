@@ -1,9 +1,12 @@
 /* A listener and the connections it accepted. */
 #include "net/server.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "net/conn_internal.h"
 #include "net/log.h"
@@ -23,6 +26,37 @@ static void maybe_free(wsl_server_t *s) {
     wsl_tls_ctx_free(s->config.tls);
     free(s);
   }
+}
+
+/* Set before any listener opens (before the workers start), read after. */
+static int share_ports;
+
+void wsl_server_share_ports(int on) {
+  share_ports = on;
+}
+
+/* Binds a socket of our own with SO_REUSEPORT, so that each worker's
+ * listener on the address gets one and the kernel spreads connections among
+ * them (libuv 1.44 has no UV_TCP_REUSEPORT), and hands it to tcp. */
+static int bind_shared(uv_tcp_t *tcp, const struct sockaddr *addr) {
+  int fd =
+      socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  int on = 1;
+  socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+      bind(fd, addr, len) != 0) {
+    int r = uv_translate_sys_error(errno);
+    close(fd);
+    return r;
+  }
+  int r = uv_tcp_open(tcp, fd);
+  if (r != 0)
+    close(fd);
+  return r;
 }
 
 static void on_conns_empty(wsl_conn_list_t *list) {
@@ -94,7 +128,8 @@ wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
   uv_tcp_init(loop, &s->tcp);
   s->tcp.data = s;
   s->listening = 1;
-  int r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&addr, 0);
+  int r = share_ports ? bind_shared(&s->tcp, (struct sockaddr *)&addr)
+                      : uv_tcp_bind(&s->tcp, (struct sockaddr *)&addr, 0);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection);
   if (r != 0) {

@@ -17,6 +17,10 @@ wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
                                 const wsl_conn_config_t *config,
                                 size_t max_connections, char *err,
                                 size_t errlen);
+/* With on, listeners from now on share their address with others of this
+ * process (SO_REUSEPORT): one per worker, the kernel spreading connections
+ * among them. Set once, before any listener opens. */
+void wsl_server_share_ports(int on);
 int wsl_server_port(const wsl_server_t *s);
 size_t wsl_server_connections(const wsl_server_t *s);
 
