@@ -26,6 +26,9 @@ static const char usage[] =
     "  --log-level LEVEL   error, warn, info (default) or debug\n"
     "  --watch             reload when the app or a Lua file it loaded from\n"
     "                      its folder changes (SIGHUP reloads too)\n"
+    "  --dev               serve the dev console at /_wslua (routes, a client\n"
+    "                      for any WebSocket route, live events); not in\n"
+    "                      production\n"
     "  --log-format FORMAT text or json (default: text on a terminal, else json)\n"
     "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"
     "  --tls-key FILE      its private key (if not inside the certificate file)\n"
@@ -44,6 +47,7 @@ typedef struct {
   const char *tls_cert;
   const char *tls_key;
   int watch;
+  int dev;
   int workers;
   const char *redis;
   size_t max_memory; /* bytes; 0: no cap */
@@ -62,6 +66,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
       return 1;
     } else if (strcmp(a, "--watch") == 0) {
       o->watch = 1;
+    } else if (strcmp(a, "--dev") == 0) {
+      o->dev = 1;
     } else if (strcmp(a, "--log-format") == 0) {
       if (value == NULL || wsl_log_parse_format(value) < 0) {
         fprintf(stderr, "wslua: --log-format must be text or json\n");
@@ -208,6 +214,8 @@ static int run_app(lua_State *L) {
   lua_setfield(L, -2, "tls_key");
   lua_pushboolean(L, o->watch);
   lua_setfield(L, -2, "watch");
+  lua_pushboolean(L, o->dev);
+  lua_setfield(L, -2, "dev");
   lua_pushstring(L, o->redis);
   lua_setfield(L, -2, "redis");
   lua_call(L, 1, 1);

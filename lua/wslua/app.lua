@@ -46,7 +46,9 @@ function app.main(options)
   if core.realpath(options.app) then
     reload.track(options.app)
   end
-  local hosts, err = app.load(options.app)
+  -- --dev: every load (reloads too) puts the dev console in the hosts.
+  local load = options.dev and require("wslua.dev").loader(app.load) or app.load
+  local hosts, err = load(options.app)
   if not hosts then
     log.error("cannot load %s: %s", options.app, err)
     return 1
@@ -66,7 +68,10 @@ function app.main(options)
     ports[i] = server:port(i)
   end
   core.worker_ready(table.concat(ports, ","))
-  local reloader = reload.new(server, options.app, app.load)
+  if options.dev then
+    log.warn("dev console at %s: not for production", (server:url("/_wslua"):gsub("^ws", "http")))
+  end
+  local reloader = reload.new(server, options.app, load)
   local _, workers = core.worker()
   if options.watch then
     reloader:watch()

@@ -5,6 +5,7 @@
 -- on_close(client, code, reason), on_stop().
 local core = require "wslua.core"
 local log = require "wslua.log"
+local observe = require "wslua.observe"
 local options = require "wslua.options"
 local owners = require "wslua.owners"
 local scheduler = require "wslua.scheduler"
@@ -227,6 +228,7 @@ end
 
 -- Serves the upgrade request; runs inside the request's coroutine.
 function Endpoint:_serve(req, res)
+  req.endpoint = self -- a refusal is counted for this endpoint's route
   if not req.websocket then
     local status = req.websocket_status or 426
     res.status = status
@@ -285,6 +287,7 @@ end
 
 function Endpoint:_open(req, protocol, data, extensions)
   local client = Client.new(req.conn, self, self.options.max_message or MiB)
+  client.remote_addr, client.peer_addr = req.remote_addr, req.peer_addr
   client.protocol = protocol
   client.extensions = extensions
   client.compressed = extensions ~= nil
@@ -293,7 +296,9 @@ function Endpoint:_open(req, protocol, data, extensions)
   self.clients_by_id[client.id] = client
   self.count = self.count + 1
   local endpoint = self
+  observe.ws_open(client, req)
   local function fail(trace)
+    observe.failed(observe.label(req))
     log.error("%s: handler failed, closing with 1011: %s", tostring(client), trace)
     client:close(1011, "internal error")
   end
@@ -319,7 +324,9 @@ function Endpoint:_open(req, protocol, data, extensions)
     Client._closed(c, code, reason, err)
     endpoint.clients_by_id[c.id] = nil
     endpoint.count = endpoint.count - 1
+    observe.ws_close(c, code, reason, err)
     scheduler.spawn(endpoint._call, function(trace)
+      observe.failed(observe.label(req))
       log.error("on_close failed: %s", trace)
     end, endpoint, "on_close", c, code, reason)
   end

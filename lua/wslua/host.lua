@@ -6,8 +6,10 @@
 local core = require "wslua.core"
 local http = require "wslua.http"
 local log = require "wslua.log"
+local observe = require "wslua.observe"
 local options = require "wslua.options"
 local owners = require "wslua.owners"
+local proxies = require "wslua.proxies"
 local scheduler = require "wslua.scheduler"
 
 local Host = {}
@@ -28,6 +30,8 @@ local option_kinds = {
   max_body = "number",
   tls = "table",
   graceful_timeout = "number",
+  access_log = "boolean",
+  trusted_proxies = "strings",
   pubsub = "string",
   handler_budget = "number",
 }
@@ -58,11 +62,16 @@ function Host.new(t)
     end
     handlers[i] = h
   end
+  local ok, trusted = pcall(proxies.compile, t.trusted_proxies or {})
+  if not ok then
+    error(trusted, 2)
+  end
   return setmetatable({
     listen = t.listen or "127.0.0.1:8080",
     name = t.name,
     handlers = handlers,
     options = t,
+    trusted = #trusted > 0 and trusted or nil,
   }, Host)
 end
 
@@ -124,6 +133,44 @@ function Host:_serve(req, res)
   end
 end
 
+-- What the host serves, for the dev console: a list of {method, path,
+-- kind = "websocket" | "http" | "static", endpoint (websocket), dir
+-- (static)}, routers walked in order; an entry of the host itself (an
+-- endpoint, wslua.root, a function) has path "*".
+function Host:_describe()
+  local out, seen = {}, {}
+  local function entry(method, path, h)
+    if type(h) == "table" and h.clients_by_id then
+      out[#out + 1] = { method = method, path = path, kind = "websocket", endpoint = h }
+    elseif type(h) == "table" and h.dir then
+      out[#out + 1] = { method = "GET", path = path, kind = "static", dir = h.dir }
+    else
+      out[#out + 1] = { method = method, path = path, kind = "http" }
+    end
+  end
+  local function router(r)
+    if seen[r] then
+      return
+    end
+    seen[r] = true
+    for _, route in ipairs(r.routes) do
+      if type(route.handler) == "table" and route.handler.routes then
+        router(route.handler)
+      else
+        entry(route.method, route.path, route.handler)
+      end
+    end
+  end
+  for _, h in ipairs(self.handlers) do
+    if type(h) == "table" and h.routes then
+      router(h)
+    else
+      entry("*", "*", h)
+    end
+  end
+  return out
+end
+
 -- A listener's request handler: picks the host, runs the handlers in a
 -- coroutine of their own, and makes sure the request gets an answer.
 local function dispatcher(hosts)
@@ -140,18 +187,24 @@ local function dispatcher(hosts)
       end
     end
     req.host = name
+    req._host = host
+    if host.trusted then
+      req.remote_addr = proxies.client_addr(host.trusted, req.peer_addr, req.headers)
+    end
     scheduler.spawn(function()
       host:_serve(req, res)
       if not res.finished then
         res:finish()
       end
     end, function(trace)
+      observe.failed(observe.label(req))
       log.error("%s %s %s: handler failed: %s", req.remote_addr, req.method, req.path,
         trace)
       if not res.head_sent and not res.finished then
         res:fail(500, "internal server error")
       elseif not res.finished then
         conn:abort()
+        observe.http_done(req, res, true)
       end
     end)
   end

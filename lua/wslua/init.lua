@@ -51,6 +51,13 @@ function wslua.pubsub_status()
   return require("wslua.pubsub").status()
 end
 
+-- wslua.metrics(): a route handler serving the counters (connections,
+-- messages, bytes, close codes, errors, reloads) in the Prometheus text
+-- format: router:get("/metrics", wslua.metrics()).
+function wslua.metrics()
+  return require("wslua.metrics").handler()
+end
+
 -- Serves hosts in this process (as `wslua app.lua` does); returns the
 -- running server (:port(), :url(path), :stop(on_done)).
 function wslua.serve(hosts, overrides)
