@@ -238,6 +238,25 @@ describe("--workers", function()
     end)
   end)
 
+  it("reloads every worker on SIGHUP, clients staying and reaching each other", function()
+    h.run(function()
+      local clients = open_clients(proc.port, 30)
+      proc:signal("HUP")
+      assert.is_true(h.wait_for(function()
+        local _, n = proc:log():gsub("reloaded app%.lua", "")
+        return n == WORKERS
+      end, 5), proc:log())
+      -- The endpoint kept its clients and its name across workers.
+      clients[1].ws:send("all after the reload")
+      for i, got in ipairs(next_of_all(clients)) do
+        assert.equal("after the reload", got, "client " .. i .. " on worker " .. clients[i].worker)
+      end
+      for _, c in ipairs(clients) do
+        c.ws:close()
+      end
+    end)
+  end)
+
   it("stops every worker gracefully on SIGTERM: on_stop, 1001 for all, exit 0", function()
     h.run(function()
       local clients = open_clients(proc.port, 30)
