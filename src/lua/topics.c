@@ -22,6 +22,11 @@ static unsigned check_group(lua_State *L, int idx) {
   return (unsigned)g;
 }
 
+void wsl_lua_topics_release(void) {
+  wsl_topics_free(registry);
+  registry = NULL;
+}
+
 /* core.subscribe(conn, topic [, group]) -> true (new) | false (already) |
  * nil, "closed" */
 static int core_subscribe(lua_State *L) {

@@ -8,5 +8,7 @@
 
 /* This VM's registry, made on first use (raises when out of memory). */
 wsl_topics_t *wsl_lua_topics(lua_State *L);
+/* Frees this thread's registry (a worker thread that ends). */
+void wsl_lua_topics_release(void);
 
 #endif

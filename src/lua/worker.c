@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lua/runtime.h"
+#include "lua/topics.h"
 #include "net/bus.h"
 #include "net/log.h"
 
@@ -63,6 +64,9 @@ static void worker_main(void *p) {
     wsl_bus_detach(bus, w->id);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     uv_loop_close(&w->loop);
+    /* What the thread kept for its connections goes with it. */
+    wsl_lua_topics_release();
+    wsl_conn_thread_exit();
   } else {
     wsl_bus_detach(bus, w->id);
   }

@@ -45,6 +45,12 @@ static wsl_deflater_t *shared_deflater(int level, int mem_level,
   return d;
 }
 
+void wsl_conn_thread_exit(void) {
+  for (int i = 0; i < shared_count; i++)
+    wsl_deflater_free(shared_deflaters[i].deflater);
+  shared_count = 0;
+}
+
 int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
   if (!o->deflate)
     return 0;

@@ -42,6 +42,11 @@ typedef struct {
 
 void wsl_ws_options_default(wsl_ws_options_t *o);
 
+/* Frees what this thread keeps for all its connections (the shared
+ * compressors): a worker thread that ends calls it once none of its
+ * connections is left. */
+void wsl_conn_thread_exit(void);
+
 /* Events for the owner. Each is called from the event loop, never from
  * inside a call the owner made, except on_data/on_request which may follow
  * wsl_conn_http_finish when pipelined bytes were waiting. */
