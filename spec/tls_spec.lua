@@ -30,7 +30,8 @@ end
 -- The certificates: ca signs localhost (DNS:localhost, IP:127.0.0.1);
 -- other_ca signs only other.test; chain_ca signs inter, which signs
 -- chained (localhost again). combined.pem is localhost's cert and key in one
--- file.
+-- file. new_ca signs renewed (localhost) and renewed_other (other.test): the
+-- certificates a renewal brings.
 local MAKE_CERTS = [[
 set -e
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
@@ -62,6 +63,11 @@ keyUsage=critical,keyCertSign,cRLSign'
 sign chained localhost inter "$leaf
 subjectAltName=DNS:localhost,IP:127.0.0.1"
 cat localhost.pem localhost.key >combined.pem
+ca new_ca "wslua renewed CA"
+sign renewed localhost new_ca "$leaf
+subjectAltName=DNS:localhost,IP:127.0.0.1"
+sign renewed_other other.test new_ca "$leaf
+subjectAltName=DNS:other.test"
 ]]
 
 local dir -- the temporary folder with the certificates
@@ -471,6 +477,161 @@ return wslua.host { listen = "127.0.0.1:1", handshake_timeout = 0.5,
         assert.is_falsy(text:find("traceback", 1, true), text)
       end)
     end
+  end)
+
+  describe("the binary reloading its certificates", function()
+    -- The files the server is told about, in a folder of their own: each test
+    -- starts them as localhost's and other.test's first certificates.
+    local live
+    local function put(name, text)
+      -- As a renewal does: a new file renamed over the old one.
+      write(live .. "/" .. name .. ".new", text)
+      assert(os.rename(live .. "/" .. name .. ".new", live .. "/" .. name))
+    end
+    local function renew()
+      put("cert.pem", slurp(file("renewed.pem")))
+      put("key.pem", slurp(file("renewed.key")))
+      put("other.pem", slurp(file("renewed_other.pem")))
+      put("other.key", slurp(file("renewed_other.key")))
+    end
+    before_each(function()
+      live = file("live")
+      assert(os.execute("mkdir -p " .. quote(live)))
+      put("cert.pem", slurp(file("localhost.pem")))
+      put("key.pem", slurp(file("localhost.key")))
+      put("other.pem", slurp(file("other.pem")))
+      put("other.key", slurp(file("other.key")))
+    end)
+
+    -- Sends SIGHUP and waits for the log to show the n-th line matching
+    -- pattern (a reload's certificates loaded, or not).
+    local function hup(proc, pattern, n)
+      proc:signal("HUP")
+      h.wait_for(function()
+        return count(proc:log(), pattern) >= n
+      end, 10)
+      assert.equal(n, count(proc:log(), pattern), proc:log())
+    end
+
+    local APP = [[
+local wslua = require "wslua"
+local live = %q
+local echo = wslua.websocket(function(client)
+  for msg in client:messages() do client:send(msg:read(), msg.binary and "binary" or "text") end
+end)
+return wslua.host { listen = "127.0.0.1:1",
+  tls = { cert = live .. "/%s", key = live .. "/%s",
+    names = { ["other.test"] = { cert = live .. "/other.pem", key = live .. "/other.key" } } },
+  wslua.router():get("/ws", echo) }
+]]
+
+    it("serves renewed files at the same paths after SIGHUP, keeps open connections, "
+      .. "handshakes under way and, when the files are broken, the old certificates", function()
+      interop.need_python()
+      local proc = spawn(APP:format(live, "cert.pem", "key.pem"))
+      finally(function() proc:stop() end)
+      local url = "wss://127.0.0.1:" .. proc.port .. "/ws"
+      local held_out = file("held.out")
+      h.run(function()
+        local open = assert(wslua.connect(url, { ca = file("ca.pem") }))
+        roundtrip(open, "before the renewal", false)
+        -- A TCP connection accepted before the swap, its ClientHello (SNI
+        -- other.test) sent after it.
+        local held = assert(io.popen(string.format("timeout -k 5 30 %s %s held 127.0.0.1:%d %s other.test >%s 2>&1",
+          interop.python, quote(interop.dir .. "/python_tls_client.py"), proc.port,
+          quote(file("other_ca.pem")), quote(held_out)), "w"))
+        assert.truthy(h.wait_for(function()
+          return (slurp(held_out) or ""):find("connected", 1, true)
+        end, 10), slurp(held_out))
+
+        renew()
+        hup(proc, "certificates loaded from", 1)
+        assert.matches("reloaded app%.lua %(#1%)", proc:log())
+        held:write("go\n")
+        held:close()
+        local out = slurp(held_out)
+        assert.matches("ok handshake TLSv1%.[23] issuer wslua other CA\n", out)
+        assert.matches("status line HTTP/1.1 404", out)
+        assert.matches("PYTHON TLS OK", out)
+
+        roundtrip(open, "after the renewal", false)
+        local ok, err = try_echo(url, { ca = file("ca.pem") })
+        assert.is_nil(ok)
+        assert.matches("certificate verify failed", err)
+        assert(try_echo(url, { ca = file("new_ca.pem") }))
+        ok, err = try_echo(url, { ca = file("other_ca.pem"), server_name = "other.test" })
+        assert.is_nil(ok)
+        assert.matches("certificate verify failed", err)
+        assert(try_echo(url, { ca = file("new_ca.pem"), server_name = "other.test" }))
+
+        -- Broken files: the certificates of the last good reload serve on.
+        put("cert.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all\n")
+        hup(proc, "certificates not reloaded", 1)
+        assert.matches("certificates not reloaded, the old ones keep serving: "
+          .. "cannot load certificate [^\n]*/live/cert%.pem", proc:log())
+        assert(try_echo(url, { ca = file("new_ca.pem") }))
+        put("cert.pem", slurp(file("renewed.pem")))
+        put("other.key", "")
+        hup(proc, "certificates not reloaded", 2)
+        assert.matches("certificates not reloaded[^\n]*/live/other%.key", proc:log())
+        assert(try_echo(url, { ca = file("new_ca.pem"), server_name = "other.test" }))
+        assert(try_echo(url, { ca = file("new_ca.pem") }))
+
+        roundtrip(open, "after the broken files", false)
+        open:close()
+        assert.truthy(h.wait_for(function() return open.close_code ~= nil end))
+        assert.equal(1000, open.close_code)
+      end)
+      assert.equal(1, count(proc:log(), "certificates loaded from"), proc:log())
+      assert.is_true(proc:alive())
+    end)
+
+    it("applies the app's changed tls paths; tls taken away needs a restart", function()
+      local proc = spawn(APP:format(live, "cert.pem", "key.pem"))
+      finally(function() proc:stop() end)
+      local url = "wss://127.0.0.1:" .. proc.port .. "/ws"
+      h.run(function()
+        assert(try_echo(url, { ca = file("ca.pem") }))
+        put("next.pem", slurp(file("renewed.pem")))
+        put("next.key", slurp(file("renewed.key")))
+        write(file("app.lua"), APP:format(live, "next.pem", "next.key"))
+        hup(proc, "certificates loaded from", 1)
+        assert.matches("certificates loaded from [^\n]*/live/next%.pem", proc:log())
+        assert(try_echo(url, { ca = file("new_ca.pem") }))
+        -- Without tls: said to need a restart; the listener keeps TLS and
+        -- the paths it last loaded, where a renewal is still picked up.
+        local plain = APP:format(live, "next.pem", "next.key"):gsub("  tls = {.-} },\n", "")
+        assert.is_falsy(plain:find("tls", 1, true))
+        write(file("app.lua"), plain)
+        put("next.pem", slurp(file("localhost.pem")))
+        put("next.key", slurp(file("localhost.key")))
+        hup(proc, "certificates loaded from", 2)
+        assert.matches("tls removed: needs a restart", proc:log())
+        assert(try_echo(url, { ca = file("ca.pem") }))
+      end)
+      assert.is_true(proc:alive())
+    end)
+
+    it("reads --tls-cert and --tls-key again from the same files", function()
+      local proc = spawn(h.source_dir .. "/examples/echo/app.lua", "--tls-cert " .. quote(live .. "/cert.pem")
+        .. " --tls-key " .. quote(live .. "/key.pem"))
+      finally(function() proc:stop() end)
+      local url = "wss://127.0.0.1:" .. proc.port .. "/deflate"
+      h.run(function()
+        local open = assert(wslua.connect(url, { ca = file("ca.pem"), compression = true }))
+        assert.is_true(open.compressed)
+        roundtrip(open, ("compressed before the renewal "):rep(20), false)
+        renew()
+        hup(proc, "certificates loaded from", 1)
+        roundtrip(open, ("compressed after the renewal "):rep(20), false)
+        local ok, err = try_echo(url, { ca = file("ca.pem") })
+        assert.is_nil(ok)
+        assert.matches("certificate verify failed", err)
+        assert(try_echo(url, { ca = file("new_ca.pem") }))
+        open:close()
+      end)
+      assert.is_true(proc:alive())
+    end)
   end)
 
   describe("examples/wss", function()

@@ -69,11 +69,43 @@ end
 
 -- --- swapping a reloaded app into the server -----------------------------
 
--- Listener settings are fixed when the socket opens: a change needs a restart.
+-- Listener settings are fixed when the socket opens: a change needs a
+-- restart. (Certificates are not: see reload_certificates.)
 local listener_options = {
-  "tls", "max_connections", "handshake_timeout", "keepalive_timeout",
+  "max_connections", "handshake_timeout", "keepalive_timeout",
   "max_header_bytes", "max_headers", "max_url", "max_body",
 }
+
+-- The tls settings a listener's certificates were last loaded from, false
+-- for a plain listener: fixed at its start, before a reload replaces the
+-- hosts it got them from.
+local function served_tls(l)
+  if l.tls == nil then
+    l.tls = l.hosts[1].options.tls or false
+  end
+  return l.tls
+end
+
+-- Every TLS listener loads its certificates again on every reload, also
+-- when the app did not change or failed to load: renewed files at the same
+-- paths are what a SIGHUP after a renewal is for. New connections get them;
+-- open ones, and handshakes under way, keep theirs. Files that cannot be
+-- used leave the listener on the certificates it had.
+local function reload_certificates(server)
+  for _, l in ipairs(server.listeners) do
+    local tls = served_tls(l) and (l.hosts[1].options.tls or l.tls)
+    if tls then
+      local ok, err = l.server:set_tls(tls)
+      if ok then
+        l.tls = tls
+        log.info("reload: %s: certificates loaded from %s", l.address, tls.cert)
+      else
+        log.error("reload: %s: certificates not reloaded, the old ones keep "
+          .. "serving: %s", l.address, err)
+      end
+    end
+  end
+end
 
 local function same(a, b)
   if a == b then
@@ -269,6 +301,10 @@ function reload.apply(server, hosts)
           log.warn("reload: %s: %s changed: needs a restart", l.address, name)
         end
       end
+      if not served_tls(l) ~= not group[1].options.tls then
+        log.warn("reload: %s: tls %s: needs a restart", l.address,
+          l.tls and "removed" or "added")
+      end
       -- The listener's request handler reads this very table: replacing its
       -- contents is what sends new requests to the new hosts.
       for i = #l.hosts, 1, -1 do
@@ -377,6 +413,7 @@ function Reloader:reload(why)
     ok, summary = pcall(reload.apply, self.server, hosts)
   end
   self.reloading = false
+  reload_certificates(self.server)
   if not ok then
     restore(saved, tracked)
     for name, file in pairs(before) do

@@ -7,6 +7,13 @@ usage: python_tls_client.py wss URL CA     echo over wss:// (text and binary,
                                            clean close with 1000
        python_tls_client.py https URL CA   GET URL and a missing path on the
                                            same kept-alive connection
+       python_tls_client.py held HOST:PORT CA NAME
+                                           opens a TCP connection, prints
+                                           "connected" and waits for a line
+                                           on stdin before its handshake
+                                           (SNI NAME, verified with CA):
+                                           a handshake under way while the
+                                           server swaps its certificates
 
 Prints one line per check and "PYTHON TLS OK" at the end; on any mismatch
 prints "FAIL: ..." and exits 1. Everything is bounded in time.
@@ -14,6 +21,7 @@ prints "FAIL: ..." and exits 1. Everything is bounded in time.
 import asyncio
 import http.client
 import random
+import socket
 import ssl
 import sys
 import urllib.parse
@@ -113,7 +121,31 @@ def https(url, ca):
     conn.close()
 
 
+def held(address, ca, name):
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=STEP_TIMEOUT)
+    print("connected", flush=True)
+    sys.stdin.readline()
+    tls = context(ca).wrap_socket(sock, server_hostname=name)
+    issuer = dict(x[0] for x in tls.getpeercert()["issuer"])
+    print("ok handshake %s issuer %s" % (tls.version(), issuer["commonName"]),
+          flush=True)
+    tls.sendall(b"GET /no-such-path HTTP/1.1\r\nHost: %s\r\n"
+                b"Connection: close\r\n\r\n" % name.encode())
+    status = tls.recv(4096).split(b"\r\n", 1)[0].decode(errors="replace")
+    print("status line %s" % status, flush=True)
+    tls.close()
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "held":
+        try:
+            held(*sys.argv[2:])
+        except (OSError, ssl.SSLError) as e:
+            print("FAIL: %s: %s" % (type(e).__name__, e), flush=True)
+            return 1
+        print("PYTHON TLS OK", flush=True)
+        return 0
     if len(sys.argv) != 4 or sys.argv[1] not in ("wss", "https"):
         print(__doc__, file=sys.stderr)
         return 2

@@ -25,16 +25,11 @@ static const char *optstring(lua_State *L, int idx, const char *name) {
   return s;
 }
 
-/* opts.tls = {cert, key, chain, names = {[name] = {cert, key}}}: a server
- * TLS context, or NULL: without opts.tls (err left empty), or with err
- * filled when a file cannot be used. A malformed table raises. */
-static wsl_tls_ctx_t *tls_context(lua_State *L, int opts, char *err,
+/* The table at t, {cert, key, chain, names = {[name] = {cert, key}}}: a
+ * server TLS context, or NULL with err filled when a file cannot be used.
+ * A malformed table raises. */
+static wsl_tls_ctx_t *tls_context(lua_State *L, int t, char *err,
                                   size_t errlen) {
-  if (lua_getfield(L, opts, "tls") != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  int t = lua_gettop(L);
   const char *cert = optstring(L, t, "cert");
   if (cert == NULL)
     luaL_error(L, "tls needs a cert file");
@@ -60,7 +55,7 @@ static wsl_tls_ctx_t *tls_context(lua_State *L, int opts, char *err,
       lua_pop(L, 1);
     }
   }
-  lua_settop(L, t - 1);
+  lua_settop(L, t);
   if (ctx == NULL && err[0] == '\0')
     snprintf(err, errlen, "out of memory");
   return ctx;
@@ -93,9 +88,12 @@ static int core_listen(lua_State *L) {
   size_t max_connections =
       (size_t)wsl_lua_optfield(L, 1, "max_connections", 0);
   char err[512] = "";
-  config.tls = tls_context(L, 1, err, sizeof err);
-  if (config.tls == NULL && err[0])
-    return wsl_lua_fail(L, err, 0);
+  if (lua_getfield(L, 1, "tls") == LUA_TTABLE) {
+    config.tls = tls_context(L, lua_gettop(L), err, sizeof err);
+    if (config.tls == NULL)
+      return wsl_lua_fail(L, err, 0);
+  }
+  lua_pop(L, 1);
 
   lserver_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   ls->server = NULL;
@@ -129,6 +127,24 @@ static int server_connections(lua_State *L) {
   return 1;
 }
 
+/* server:set_tls(tls): loads the certificates of tls (core.listen's tls
+ * table) again, for the connections accepted from now on; those open keep
+ * theirs. Returns true, or nil and the error naming the file, the server
+ * keeping the certificates it had. */
+static int server_set_tls(lua_State *L) {
+  lserver_t *ls = check_server(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (ls->server == NULL)
+    return wsl_lua_fail(L, "stopped", 0);
+  char err[512] = "";
+  wsl_tls_ctx_t *ctx = tls_context(L, 2, err, sizeof err);
+  if (ctx == NULL)
+    return wsl_lua_fail(L, err, 0);
+  wsl_server_set_tls(ls->server, ctx);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* server:stop(): no new connections; idle HTTP connections are closed. The
  * WebSocket sessions are the Lua layer's to close. */
 static int server_stop(lua_State *L) {
@@ -145,6 +161,7 @@ static int server_stop(lua_State *L) {
 static const luaL_Reg server_methods[] = {
     {"port", server_port},
     {"connections", server_connections},
+    {"set_tls", server_set_tls},
     {"stop", server_stop},
     {NULL, NULL},
 };

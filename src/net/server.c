@@ -156,6 +156,12 @@ size_t wsl_server_connections(const wsl_server_t *s) {
   return s->conns.count;
 }
 
+void wsl_server_set_tls(wsl_server_t *s, struct wsl_tls_ctx *ctx) {
+  wsl_tls_ctx_t *old = s->config.tls;
+  s->config.tls = ctx;
+  wsl_tls_ctx_free(old);
+}
+
 static void on_listener_closed(uv_handle_t *h) {
   wsl_server_t *s = h->data;
   s->listening = 0;

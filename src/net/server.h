@@ -23,6 +23,11 @@ wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
 void wsl_server_share_ports(int on);
 int wsl_server_port(const wsl_server_t *s);
 size_t wsl_server_connections(const wsl_server_t *s);
+/* Replaces the TLS context that connections accepted from now on get
+ * (renewed certificates on a reload), taking ownership of ctx. Connections
+ * already accepted, handshakes under way included, keep the context they
+ * started with: each session holds a reference (tls.h). */
+void wsl_server_set_tls(wsl_server_t *s, struct wsl_tls_ctx *ctx);
 
 /* Stops accepting. Open connections are left to the owner to close (see
  * wsl_server_close_idle); the server is freed once it has been released,

@@ -17,12 +17,18 @@ typedef struct sni_name {
   struct sni_name *next;
 } sni_name_t;
 
+/* Reference-counted: its owner (a listener, the client cache) holds one
+ * reference and each session another, since the SNI callback of a handshake
+ * under way reads names through the session's context. A context and its
+ * sessions belong to one loop's thread. */
 struct wsl_tls_ctx {
   SSL_CTX *ctx;
   sni_name_t *names; /* extra certificates by SNI name */
+  int refs;
 };
 
 struct wsl_tls {
+  wsl_tls_ctx_t *ctx; /* a reference, dropped with the session */
   SSL *ssl;
   BIO *in;             /* ciphertext from the peer, for OpenSSL to read */
   BIO *out;            /* ciphertext OpenSSL wrote, for us to send */
@@ -141,6 +147,7 @@ wsl_tls_ctx_t *wsl_tls_server_ctx_new(const char *cert, const char *key,
   wsl_tls_ctx_t *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL)
     return NULL;
+  ctx->refs = 1;
   ctx->ctx = server_ssl_ctx(cert, key, chain, err, errlen);
   if (ctx->ctx == NULL) {
     free(ctx);
@@ -175,6 +182,7 @@ wsl_tls_ctx_t *wsl_tls_client_ctx_new(const char *ca_file, int insecure,
   wsl_tls_ctx_t *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL)
     return NULL;
+  ctx->refs = 1;
   ctx->ctx = SSL_CTX_new(TLS_client_method());
   if (ctx->ctx == NULL) {
     fill_error(err, errlen, "cannot create TLS context", NULL);
@@ -198,8 +206,13 @@ wsl_tls_ctx_t *wsl_tls_client_ctx_new(const char *ca_file, int insecure,
   return ctx;
 }
 
+wsl_tls_ctx_t *wsl_tls_ctx_ref(wsl_tls_ctx_t *ctx) {
+  ctx->refs++;
+  return ctx;
+}
+
 void wsl_tls_ctx_free(wsl_tls_ctx_t *ctx) {
-  if (ctx == NULL)
+  if (ctx == NULL || --ctx->refs > 0)
     return;
   while (ctx->names) {
     sni_name_t *n = ctx->names;
@@ -227,6 +240,7 @@ wsl_tls_t *wsl_tls_new(wsl_tls_ctx_t *ctx, int server,
     free(t);
     return NULL;
   }
+  t->ctx = wsl_tls_ctx_ref(ctx);
   /* An empty memory BIO means "try again later", not end of file. */
   BIO_set_mem_eof_return(t->in, -1);
   SSL_set_bio(t->ssl, t->in, t->out);
@@ -252,6 +266,7 @@ void wsl_tls_free(wsl_tls_t *t) {
     return;
   SSL_free(t->ssl); /* frees both BIOs */
   wsl_buf_free(&t->held);
+  wsl_tls_ctx_free(t->ctx);
   free(t);
 }
 

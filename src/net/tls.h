@@ -26,9 +26,16 @@ int wsl_tls_ctx_add_name(wsl_tls_ctx_t *ctx, const char *name,
  * unless insecure. */
 wsl_tls_ctx_t *wsl_tls_client_ctx_new(const char *ca_file, int insecure,
                                       char *err, size_t errlen);
+/* Contexts are reference-counted (as OpenSSL's SSL_CTX): a new one holds
+ * one reference, each session made from it another. wsl_tls_ctx_ref takes
+ * a reference and returns ctx; wsl_tls_ctx_free drops one, freeing the
+ * context with the last. So a listener may drop its context for another
+ * (renewed certificates) while its connections' sessions keep theirs. */
+wsl_tls_ctx_t *wsl_tls_ctx_ref(wsl_tls_ctx_t *ctx);
 void wsl_tls_ctx_free(wsl_tls_ctx_t *ctx);
 
-/* A session; server_name (client side) is sent by SNI and verified. */
+/* A session, holding a reference to ctx until wsl_tls_free; server_name
+ * (client side) is sent by SNI and verified. */
 wsl_tls_t *wsl_tls_new(wsl_tls_ctx_t *ctx, int server,
                        const char *server_name);
 void wsl_tls_free(wsl_tls_t *t);
