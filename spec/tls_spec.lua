@@ -2,7 +2,9 @@
 -- here by the openssl command (a throwaway CA, leaves for localhost and
 -- other.test, a chain through an intermediate), SNI, verification failures,
 -- bytes that are not TLS, a stalled handshake, the binary's --tls-cert and
--- --tls-key with Python and Node as peers, and examples/wss.
+-- --tls-key with Python and Node as peers (with and without
+-- permessage-deflate), certificates loaded again on SIGHUP, and
+-- examples/wss.
 local wslua = require "wslua"
 local core = require "wslua.core"
 local h = require "helpers"
@@ -459,6 +461,41 @@ return wslua.host { listen = "127.0.0.1:1", handshake_timeout = 0.5,
       assert.matches("ok close 1000\n", out, 1, true)
       assert.is_true(proc:alive())
     end)
+
+    -- examples/echo's /deflate over wss://: permessage-deflate negotiated,
+    -- every message echoed, and fewer bytes sent than echoed (the server's
+    -- access line counts the WebSocket bytes, before TLS).
+    for _, peer in ipairs {
+      { "Python websockets", interop.need_python, "PYTHON TLS OK", function(url)
+        return { interop.python, interop.dir .. "/python_tls_client.py", "wss-deflate", url, file("ca.pem") }
+      end },
+      { "Node ws", function() interop.need_node { "ws" } end, "NODE TLS OK", function(url)
+        return { "node", interop.dir .. "/node_tls_client.js", url, file("ca.pem"), "deflate" }
+      end },
+    } do
+      it("serves wss:// with permessage-deflate to " .. peer[1] .. ", 0 B to 1 MiB echoed", function()
+        peer[2]()
+        local proc = spawn(h.source_dir .. "/examples/echo/app.lua", "--tls-cert "
+          .. quote(file("localhost.pem")) .. " --tls-key " .. quote(file("localhost.key")))
+        finally(function() proc:stop() end)
+        local status, out = interop.run(peer[4]("wss://127.0.0.1:" .. proc.port .. "/deflate"))
+        interop.assert_passed(status, out, peer[3])
+        assert.matches("ok TLSv1%.[23]\n", out)
+        assert.matches("ok negotiated permessage-deflate; server_no_context_takeover; "
+          .. "client_no_context_takeover\n", out, 1, true)
+        for _, size in ipairs { 0, 125, 126, 65536, MiB } do
+          for _, kind in ipairs { "text", "binary", "compressible text", "compressible binary" } do
+            assert.matches("ok echo " .. kind .. " " .. size .. " B\n", out, 1, true)
+          end
+        end
+        assert.matches("ok close 1000\n", out, 1, true)
+        local payload = tonumber(out:match("payload bytes echoed (%d+)\n"))
+        local line = '"route":"/deflate"[^\n]*"bytes_out":(%d+)'
+        local sent = tonumber(interop.wait_log(proc, line):match(line))
+        assert.is_true(sent < payload / 2, sent .. " bytes sent for " .. payload .. " echoed")
+        assert.is_true(proc:alive())
+      end)
+    end
 
     for _, case in ipairs {
       { "--tls-cert", "--tls-cert %s/missing-cert.pem", "missing%-cert%.pem" },

@@ -4,6 +4,13 @@
 // permessage-deflate.
 //
 // usage: node chromium_chat.js http://127.0.0.1:PORT/ SCREENSHOT.png
+//        node chromium_chat.js https://127.0.0.1:PORT/ SCREENSHOT.png CERT
+//
+// With CERT (the server's certificate, PEM, self-signed or from a test CA
+// the party is given as CA too), the page comes over https:// and its socket
+// over wss://: Chromium accepts the certificate whose public key CERT holds
+// (--ignore-certificate-errors-spki-list, every other certificate error
+// still counts), the party verifies it against CERT.
 //
 // Uses the system's Chromium (/usr/bin/chromium, or $CHROMIUM) and a fresh
 // user data directory; never downloads a browser. Prints one line per check
@@ -11,6 +18,7 @@
 // exits 1. Everything is bounded in time; Chromium is gone when it exits.
 "use strict";
 
+const crypto = require("crypto");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
@@ -45,11 +53,20 @@ function within(ms, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+// The base64 SHA-256 of a PEM certificate's public key (SPKI), as
+// --ignore-certificate-errors-spki-list wants it.
+function spkiHash(pem) {
+  const der = new crypto.X509Certificate(pem).publicKey
+    .export({ type: "spki", format: "der" });
+  return crypto.createHash("sha256").update(der).digest("base64");
+}
+
 // The second party: a ws client whose text messages queue up for expect().
-function party(url) {
+function party(url, ca) {
   const ws = new WebSocket(url, {
     handshakeTimeout: STEP_TIMEOUT,
     perMessageDeflate: { threshold: 0 },
+    ...(ca ? { ca } : {}),
   });
   const seen = [];
   const waiters = [];
@@ -99,13 +116,15 @@ function leftovers(dir) {
   return pids;
 }
 
-async function chat(pageUrl, screenshot, state) {
+async function chat(pageUrl, screenshot, cert, state) {
   check(fs.existsSync(CHROMIUM), CHROMIUM + " is missing (apt-get install " +
     "chromium, or scripts/deps.sh test)");
+  const pem = cert ? fs.readFileSync(cert) : null;
   state.context = await chromium.launchPersistentContext(state.dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ARGS,
+    args: pem ? ARGS.concat("--ignore-certificate-errors-spki-list=" +
+      spkiHash(pem)) : ARGS,
     timeout: 20000,
   });
   const page = state.context.pages()[0] || await state.context.newPage();
@@ -116,11 +135,20 @@ async function chat(pageUrl, screenshot, state) {
   const response = await page.goto(pageUrl);
   check(response && response.ok(), "page load: " +
     (response ? response.status() : "no response"));
+  if (pem) {
+    const tls = await response.securityDetails();
+    check(tls && tls.protocol, "the page did not come over TLS");
+    console.log("ok page over " + tls.protocol + " from " + tls.subjectName);
+  }
   await page.waitForFunction(() =>
     document.getElementById("status").textContent === "connected");
   console.log("ok page loaded and connected");
   // The page's socket (a global of chat.js): the chat endpoint compresses,
   // and Chromium offers permessage-deflate.
+  const socketUrl = await page.evaluate(() => ws.url);
+  check(socketUrl.startsWith(pem ? "wss://" : "ws://"),
+    "the page's socket is " + socketUrl);
+  console.log("ok page socket " + socketUrl);
   const extensions = await page.evaluate(() => ws.extensions);
   check(/^permessage-deflate\b/.test(extensions),
     "the page's WebSocket negotiated '" + extensions + "', not permessage-deflate");
@@ -132,7 +160,7 @@ async function chat(pageUrl, screenshot, state) {
   console.log("ok page greeted as " + me);
 
   const wsUrl = pageUrl.replace(/^http/, "ws").replace(/\/?$/, "/ws");
-  const other = await party(wsUrl);
+  const other = await party(wsUrl, pem);
   check(other.extensions === "permessage-deflate",
     "the party negotiated '" + other.extensions + "'");
   const greeting = await other.expect(/^Heyho! You are guest\d+\.$/,
@@ -164,16 +192,16 @@ async function chat(pageUrl, screenshot, state) {
 }
 
 async function main() {
-  const [pageUrl, screenshot] = process.argv.slice(2);
+  const [pageUrl, screenshot, cert] = process.argv.slice(2);
   if (!pageUrl || !screenshot) {
-    console.error("usage: node chromium_chat.js PAGE_URL SCREENSHOT.png");
+    console.error("usage: node chromium_chat.js PAGE_URL SCREENSHOT.png [CERT]");
     return 2;
   }
   const state = { dir: fs.mkdtempSync(path.join(os.tmpdir(), "wslua-chromium-")) };
   let code = 0;
   try {
     await within(TOTAL_TIMEOUT, "the whole run",
-      chat(pageUrl, path.resolve(screenshot), state));
+      chat(pageUrl, path.resolve(screenshot), cert, state));
   } catch (err) {
     console.log("FAIL: " + (err instanceof Failure ? err.message :
       (err.message || err).toString().split("\n")[0]));

@@ -4,6 +4,11 @@
 // usage: node node_tls_client.js URL CA   echo (text and binary, 0 B to
 //                                         1 MiB), permessage-deflate offered
 //                                         but not negotiated, a clean 1000
+//        node node_tls_client.js URL CA deflate
+//                                         the same echo (and JSON chat
+//                                         lines) with permessage-deflate
+//                                         negotiated; prints the payload
+//                                         bytes the server sent
 //
 // Prints one line per check and "NODE TLS OK" at the end; on any mismatch
 // prints "FAIL: ..." and exits 1. Everything is bounded in time.
@@ -49,30 +54,60 @@ function inbox(ws) {
   };
 }
 
-async function main(url, ca) {
+// JSON chat lines of exactly size bytes: what compression is for.
+function compressible(size) {
+  const lines = [];
+  let n = 0;
+  for (let i = 1; n < size; i++) {
+    const line = JSON.stringify({ id: i, user: "guest" + (i % 13),
+      text: "hello number " + ((i * 7) % 101) }) + "\n";
+    lines.push(line);
+    n += line.length;
+  }
+  return Buffer.from(lines.join("")).subarray(0, size);
+}
+
+async function main(url, ca, deflate) {
   // ws offers permessage-deflate by default (perMessageDeflate: true).
   const ws = new WebSocket(url, { ca: fs.readFileSync(ca), maxPayload: 0 });
+  ws.on("upgrade", (res) => {
+    ws.agreed = res.headers["sec-websocket-extensions"];
+  });
   await within(STEP_TIMEOUT, "opening " + url, new Promise((resolve, reject) => {
     ws.once("open", resolve);
     ws.once("error", reject);
   }));
   const next = inbox(ws);
   console.log("ok " + ws._socket.getProtocol());
-  check(ws.extensions === "", "permessage-deflate was negotiated (" +
-    ws.extensions + "): update tls_spec.lua now that compression is in");
-  console.log("ok permessage-deflate offered, not negotiated");
+  if (deflate) {
+    check(ws.agreed && ws.agreed.startsWith("permessage-deflate"),
+      "permessage-deflate was not negotiated (" + ws.agreed + ")");
+    check(ws.extensions === "permessage-deflate",
+      "extensions in use: '" + ws.extensions + "'");
+    console.log("ok negotiated " + ws.agreed);
+  } else {
+    check(ws.extensions === "", "permessage-deflate was negotiated (" +
+      ws.extensions + "): update tls_spec.lua now that compression is in");
+    console.log("ok permessage-deflate offered, not negotiated");
+  }
   let seed = 6455;
   const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
-  for (const size of SIZES) {
+  let payload = 0;
+  const echo = async (buf, binary, label) => {
+    const what = label + (binary ? "binary " : "text ") + buf.length + " B";
+    ws.send(buf, { binary });
+    const got = await next(what);
+    check(got.isBinary === binary && buf.equals(got.data),
+      what + " came back as " + got.data.length + " B");
+    console.log("ok echo " + what);
+    payload += buf.length;
+  };
+  for (const n of SIZES) {
     for (const binary of [false, true]) {
-      const buf = Buffer.alloc(size);
-      for (let i = 0; i < size; i++) buf[i] = binary ? rand() & 0xff : 97 + (rand() % 26);
-      const what = (binary ? "binary " : "text ") + size + " B";
-      ws.send(buf, { binary });
-      const got = await next(what);
-      check(got.isBinary === binary && buf.equals(got.data),
-        what + " came back as " + got.data.length + " B");
-      console.log("ok echo " + what);
+      const buf = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) buf[i] = binary ? rand() & 0xff : 97 + (rand() % 26);
+      await echo(buf, binary, "");
+      if (deflate) await echo(compressible(n), binary, "compressible ");
     }
   }
   const closed = within(STEP_TIMEOUT, "close", new Promise((resolve) =>
@@ -81,13 +116,15 @@ async function main(url, ca) {
   const code = await closed;
   check(code === 1000, "close code " + code);
   console.log("ok close 1000");
+  if (deflate) console.log("payload bytes echoed " + payload);
 }
 
-if (process.argv.length !== 4) {
-  console.error("usage: node node_tls_client.js URL CA");
+const args = process.argv.slice(2);
+if (args.length !== 2 && !(args.length === 3 && args[2] === "deflate")) {
+  console.error("usage: node node_tls_client.js URL CA [deflate]");
   process.exit(2);
 }
-within(TOTAL_TIMEOUT, "the whole run", main(process.argv[2], process.argv[3]))
+within(TOTAL_TIMEOUT, "the whole run", main(args[0], args[1], args[2] === "deflate"))
   .then(() => {
     console.log("NODE TLS OK");
     process.exit(0);

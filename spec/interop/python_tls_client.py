@@ -5,6 +5,11 @@ usage: python_tls_client.py wss URL CA     echo over wss:// (text and binary,
                                            0 B to 1 MiB), permessage-deflate
                                            offered but not negotiated, a
                                            clean close with 1000
+       python_tls_client.py wss-deflate URL CA
+                                           the same echo (and JSON chat
+                                           lines) with permessage-deflate
+                                           negotiated; prints the payload
+                                           bytes the server sent
        python_tls_client.py https URL CA   GET URL and a missing path on the
                                            same kept-alive connection
        python_tls_client.py held HOST:PORT CA NAME
@@ -66,12 +71,25 @@ def describe(data):
     return "%s %d B" % (kind, n)
 
 
-async def roundtrip(ws, data):
+def compressible(size):
+    """JSON chat lines: what compression is for."""
+    lines, n, i = [], 0, 0
+    while n < size:
+        i += 1
+        line = '{"id":%d,"user":"guest%d","text":"hello number %d"}\n' % (
+            i, i % 13, i * 7 % 101)
+        lines.append(line)
+        n += len(line)
+    return "".join(lines)[:size]
+
+
+async def roundtrip(ws, data, label=""):
     await asyncio.wait_for(ws.send(data), STEP_TIMEOUT)
     got = await asyncio.wait_for(ws.recv(), STEP_TIMEOUT)
     check(type(got) is type(data) and got == data,
           "%s came back as %s" % (describe(data), describe(got)))
-    print("ok echo %s" % describe(data), flush=True)
+    print("ok echo %s%s" % (label, describe(data)), flush=True)
+    return len(data.encode()) if isinstance(data, str) else len(data)
 
 
 async def wss(url, ca):
@@ -96,6 +114,32 @@ async def wss(url, ca):
         await asyncio.wait_for(ws.close(1000, "bye"), STEP_TIMEOUT)
         check(ws.close_code == 1000, "close code %r" % ws.close_code)
         print("ok close 1000", flush=True)
+
+
+async def wss_deflate(url, ca):
+    rng = random.Random(7692)
+    async with websockets.connect(url, ssl=context(ca), max_size=None,
+                                  open_timeout=10, close_timeout=5,
+                                  ping_interval=None) as ws:
+        tls = ws.transport.get_extra_info("ssl_object")
+        print("ok %s" % tls.version(), flush=True)
+        agreed = ws.response_headers.get("Sec-WebSocket-Extensions")
+        check(agreed is not None and agreed.startswith("permessage-deflate"),
+              "permessage-deflate was not negotiated (%r)" % agreed)
+        check([e.name for e in ws.extensions] == ["permessage-deflate"],
+              "extensions in use: %r" % ws.extensions)
+        print("ok negotiated %s" % agreed, flush=True)
+        payload = 0
+        for size in SIZES:
+            payload += await roundtrip(ws, text_of(size, rng))
+            payload += await roundtrip(ws, rng.randbytes(size))
+            payload += await roundtrip(ws, compressible(size), "compressible ")
+            payload += await roundtrip(ws, compressible(size).encode(),
+                                       "compressible ")
+        await asyncio.wait_for(ws.close(1000, "bye"), STEP_TIMEOUT)
+        check(ws.close_code == 1000, "close code %r" % ws.close_code)
+        print("ok close 1000", flush=True)
+        print("payload bytes echoed %d" % payload, flush=True)
 
 
 def https(url, ca):
@@ -146,13 +190,16 @@ def main():
             return 1
         print("PYTHON TLS OK", flush=True)
         return 0
-    if len(sys.argv) != 4 or sys.argv[1] not in ("wss", "https"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("wss", "wss-deflate",
+                                                 "https"):
         print(__doc__, file=sys.stderr)
         return 2
     mode, url, ca = sys.argv[1:]
     try:
         if mode == "wss":
             asyncio.run(asyncio.wait_for(wss(url, ca), TOTAL_TIMEOUT))
+        elif mode == "wss-deflate":
+            asyncio.run(asyncio.wait_for(wss_deflate(url, ca), TOTAL_TIMEOUT))
         else:
             https(url, ca)
     except Mismatch as e:
