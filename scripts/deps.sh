@@ -3,6 +3,7 @@
 # for the test peers only, npm. Idempotent: installs only what is missing.
 # Usage: scripts/deps.sh [build|test|fuzz]   (test also installs the interop
 # peers; fuzz the clang and libFuzzer of `make fuzz`)
+# bench: the peers of `make bench` (libwebsockets, Python websockets, Node ws).
 set -euo pipefail
 what=${1:-build}
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ if [ "$what" = test ]; then
 fi
 if [ "$what" = fuzz ]; then
   pkgs+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
+fi
+if [ "$what" = bench ]; then
+  pkgs+=(libwebsockets-dev python3-websockets nodejs npm)
 fi
 
 missing=()
@@ -45,4 +49,11 @@ if [ "$what" = test ] && { [ ! -d spec/interop/node_modules/ws ] ||
                            [ ! -d spec/interop/node_modules/playwright-core ]; }; then
   (cd spec/interop &&
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent)
+fi
+
+# The benchmarks' Node peer: ws alone, in bench/node_modules (or the interop
+# peers' copy when present).
+if [ "$what" = bench ] && [ ! -d bench/node_modules/ws ] &&
+  [ ! -d spec/interop/node_modules/ws ]; then
+  (cd bench && npm install --no-audit --no-fund --silent)
 fi
