@@ -164,7 +164,7 @@ describe("--workers", function()
 
   it("spreads connections over the workers, with ids unique across them", function()
     h.run(function()
-      local clients = open_clients(proc.port, 40)
+      local clients = open_clients(proc.port, 24)
       local workers, ids = {}, {}
       for _, c in ipairs(clients) do
         assert.equal(WORKERS, c.workers)
@@ -178,16 +178,16 @@ describe("--workers", function()
       for _ in pairs(workers) do
         seen = seen + 1
       end
-      assert.is_true(seen >= 2, "all 40 connections went to one worker")
+      assert.is_true(seen >= 2, "all 24 connections went to one worker")
       for _, c in ipairs(clients) do
         c.ws:close()
       end
-    end)
+    end, 40)
   end)
 
   it("endpoint:send(nil, x) from one worker reaches clients on every worker", function()
     h.run(function()
-      local clients = open_clients(proc.port, 30)
+      local clients = open_clients(proc.port, 18)
       clients[1].ws:send("all to everyone")
       for i, got in ipairs(next_of_all(clients)) do
         assert.equal("to everyone", got, "client " .. i .. " on worker " .. clients[i].worker)
@@ -195,12 +195,12 @@ describe("--workers", function()
       for _, c in ipairs(clients) do
         c.ws:close()
       end
-    end)
+    end, 40)
   end)
 
   it("publish from one worker reaches subscribers on all of them", function()
     h.run(function()
-      local clients = open_clients(proc.port, 30)
+      local clients = open_clients(proc.port, 18)
       -- wslua.publish (every subscriber) and endpoint:publish (the
       -- endpoint's subscribers, named across workers by its route).
       clients[#clients].ws:send("pub news for the room")
@@ -214,12 +214,12 @@ describe("--workers", function()
       for _, c in ipairs(clients) do
         c.ws:close()
       end
-    end)
+    end, 40)
   end)
 
   it("endpoint:send(id) reaches a client held by another worker", function()
     h.run(function()
-      local clients = open_clients(proc.port, 30)
+      local clients = open_clients(proc.port, 18)
       local by = one_per_worker(clients)
       local pairs_tried = 0
       for wa, a in pairs(by) do
@@ -235,12 +235,12 @@ describe("--workers", function()
       for _, c in ipairs(clients) do
         c.ws:close()
       end
-    end)
+    end, 40)
   end)
 
   it("reloads every worker on SIGHUP, clients staying and reaching each other", function()
     h.run(function()
-      local clients = open_clients(proc.port, 30)
+      local clients = open_clients(proc.port, 18)
       proc:signal("HUP")
       assert.is_true(h.wait_for(function()
         local _, n = proc:log():gsub("reloaded app%.lua", "")
@@ -254,12 +254,12 @@ describe("--workers", function()
       for _, c in ipairs(clients) do
         c.ws:close()
       end
-    end)
+    end, 40)
   end)
 
   it("stops every worker gracefully on SIGTERM: on_stop, 1001 for all, exit 0", function()
     h.run(function()
-      local clients = open_clients(proc.port, 30)
+      local clients = open_clients(proc.port, 18)
       proc:signal("TERM")
       for i, c in ipairs(clients) do
         local bye = c.ws:receive()
