@@ -69,5 +69,11 @@ bench: bench-deps build
 format:
 	clang-format -i src/*.c src/*/*.[ch] tests/*.[ch] tests/fuzz/*.[ch]
 
+# The man page, from README.md (scripts/man.lua): run after editing the
+# README and commit wslua.1 with it (spec/man_spec.lua checks they agree).
+.PHONY: man
+man:
+	lua5.4 scripts/man.lua README.md CMakeLists.txt > wslua.1
+
 clean:
 	rm -rf $(BUILD)
