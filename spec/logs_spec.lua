@@ -39,8 +39,10 @@ local function routes()
     :get("/ws/{tag}", wslua.websocket(Echo))
 end
 
+local here = debug.getinfo(1, "S").source:match("^@(.*)/") or "."
+
 return {
-  wslua.host { listen = "127.0.0.1:1", routes() },
+  wslua.host { listen = "127.0.0.1:1", routes(), wslua.root(here) },
   wslua.host { listen = "127.0.0.1:1", name = "proxied.test", routes(),
     trusted_proxies = { "127.0.0.1", "10.0.0.0/8", "2001:db8::/32" } },
   wslua.host { listen = "127.0.0.1:1", name = "quiet.test", routes(), access_log = false },
@@ -157,6 +159,21 @@ describe("access lines from the binary (--log-format json)", function()
     assert.is_number(e.duration_ms)
     assert.is_true(e.duration_ms >= 0 and e.duration_ms < 5000)
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT", e.time)
+
+    -- Static files, HEAD too.
+    local head = get("127.0.0.1", "/app.lua", nil)
+    assert.matches("^HTTP/1.1 200", head)
+    local eh
+    h.run(function()
+      local s = assert(wslua.tcp("127.0.0.1", proc.port))
+      s:write("HEAD /app.lua HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+      eh = s:read_all(5)
+      s:close()
+    end)
+    local line = access("http", "method", "HEAD")
+    assert.equal("/app.lua", line.path)
+    assert.equal(200, line.status)
+    assert.equal(#eh, line.bytes_sent)
 
     local missing = get("127.0.0.1", "/nowhere")
     local e404 = access("http", "path", "/nowhere")

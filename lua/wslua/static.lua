@@ -3,6 +3,7 @@
 -- nothing outside the root is reachable, neither by ".." nor by a symlink.
 local core = require "wslua.core"
 local log = require "wslua.log"
+local observe = require "wslua.observe"
 
 local Root = {}
 Root.__index = Root
@@ -98,6 +99,7 @@ function Root:_serve(req, res)
     res:_send_head(st.size)
     res.finished = true
     req.conn:finish(res:_keep_alive())
+    observe.http_done(req, res)
     return true
   end
   local f, err = io.open(file, "rb")

@@ -7,8 +7,14 @@ local helpers = {}
 helpers.bin = os.getenv("WSLUA_BIN") or "build/wslua"
 helpers.source_dir = os.getenv("WSLUA_SOURCE_DIR") or "."
 
--- Runs fn in a coroutine and the loop until it is done (bounded).
+-- Runs fn in a coroutine and the loop until it is done (bounded). Called
+-- from inside such a coroutine, it runs fn right there: the loop is
+-- already running, and it must not run inside itself.
 function helpers.run(fn, timeout)
+  local _, main = coroutine.running()
+  if not main then
+    return fn()
+  end
   wslua.run(fn, timeout or 20)
 end
 

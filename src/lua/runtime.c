@@ -64,16 +64,34 @@ lua_Number wsl_lua_optfield(lua_State *L, int idx, const char *name,
   return v;
 }
 
+/* Set while uv_run runs: libuv's loop must not run inside itself (a
+ * callback that ran it again would free handles the outer run is still
+ * walking), so wslua.run from inside a handler raises instead. */
+static _Thread_local int loop_running;
+
+static int enter_loop(lua_State *L) {
+  if (loop_running)
+    return luaL_error(L, "the event loop is already running: wslua.run "
+                         "cannot be called from a handler or inside "
+                         "wslua.run");
+  loop_running = 1;
+  return 0;
+}
+
 static int core_run(lua_State *L) {
-  (void)L;
+  enter_loop(L);
   uv_run(wsl_vm()->loop, UV_RUN_DEFAULT);
+  loop_running = 0;
   return 0;
 }
 
 /* Runs one turn of the loop, waiting for an event; returns whether anything
  * is still active. */
 static int core_run_once(lua_State *L) {
-  lua_pushboolean(L, uv_run(wsl_vm()->loop, UV_RUN_ONCE));
+  enter_loop(L);
+  int alive = uv_run(wsl_vm()->loop, UV_RUN_ONCE);
+  loop_running = 0;
+  lua_pushboolean(L, alive);
   return 1;
 }
 
