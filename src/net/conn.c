@@ -50,8 +50,13 @@ const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c) {
   return c->config;
 }
 
+/* Bytes waiting to leave: libuv's queue and the cork. */
+static size_t queued(const wsl_conn_t *c) {
+  return c->tcp.write_queue_size + c->cork.len;
+}
+
 size_t wsl_conn_buffered(const wsl_conn_t *c) {
-  return c->tcp.write_queue_size;
+  return queued(c);
 }
 
 int wsl_conn_draining(const wsl_conn_t *c) {
@@ -123,6 +128,7 @@ void wsl__conn_unref(wsl_conn_t *c) {
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
   wsl_buf_free(&c->pending);
+  wsl_buf_free(&c->cork);
   free(c->dial_request);
   free(c->dial_protocols);
   free(c);
@@ -136,6 +142,13 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_now(wsl_conn_t *c) {
   if (c->handles_closing)
     return;
+  if (c->cork.len && c->tcp.write_queue_size == 0) {
+    /* What was written before the close leaves as it would have uncorked:
+     * best effort, the socket is closing. */
+    uv_buf_t b = uv_buf_init(c->cork.data, (unsigned)c->cork.len);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  }
+  wsl_buf_free(&c->cork);
   if (c->tls) {
     /* close_notify, best effort: the socket is closing either way. */
     wsl_buf_t alert = WSL_BUF_INIT;
@@ -151,8 +164,12 @@ static void close_now(wsl_conn_t *c) {
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+static int uncork(wsl_conn_t *c);
+
 void wsl_conn_abort(wsl_conn_t *c, int flush) {
   if (c->handles_closing)
+    return;
+  if (flush && c->cork.len && uncork(c) != 0)
     return;
   if (flush && c->tcp.write_queue_size > 0) {
     /* The last write callback closes; the timer bounds the wait for a peer
@@ -270,10 +287,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     close_now(c);
     return;
   }
+  /* The handlers run inside; what they write waits in the cork (see
+   * raw_write) and leaves in one piece. The connection is freed only by a
+   * close callback, so it is still here afterwards. */
+  c->corked = 1;
   if (c->tls)
     tls_input(c, buf->base, (size_t)nread);
   else
     process_input(c, buf->base, (size_t)nread);
+  c->corked = 0;
+  if (c->cork.len && !c->handles_closing)
+    uncork(c);
+  wsl_buf_free(&c->cork);
 }
 
 void wsl__conn_start_reading(wsl_conn_t *c) {
@@ -390,6 +415,10 @@ static void on_write(uv_write_t *req, int status) {
     close_now(c);
 }
 
+/* Small writes made while a read is parsed wait in the cork up to this many
+ * bytes; larger ones (and shared frames) first send what waits. */
+#define CORK_MAX (16 * 1024)
+
 /* Writes what the kernel takes now and queues the rest. A shared frame's
  * bytes are referenced, never copied. */
 static int raw_write(wsl_conn_t *c, const char *data, size_t len,
@@ -398,6 +427,12 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
     return UV_ECANCELED;
   if (len == 0)
     return 0;
+  if (c->corked && shared == NULL && c->cork.len + len <= CORK_MAX) {
+    /* The low-water mark is looked at when it leaves (uncork). */
+    return wsl_buf_append(&c->cork, data, len) != 0 ? UV_ENOMEM : 0;
+  }
+  if (c->cork.len && uncork(c) != 0)
+    return UV_ECANCELED;
   size_t done = 0;
   if (c->tcp.write_queue_size == 0) {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
@@ -439,6 +474,18 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
   if (c->state == WSL_CONN_OPEN && c->tcp.write_queue_size > c->ws.low_water)
     c->above_low_water = 1;
   return 0;
+}
+
+/* Sends what waits in the cork, in one write; the buffer is kept until
+ * on_read frees it. Returns raw_write's result. */
+static int uncork(wsl_conn_t *c) {
+  size_t len = c->cork.len;
+  int corked = c->corked;
+  c->cork.len = 0;
+  c->corked = 0;
+  int r = raw_write(c, c->cork.data, len, NULL);
+  c->corked = corked;
+  return r;
 }
 
 /* Every byte for the peer goes through here: encrypted first on a TLS
@@ -582,8 +629,7 @@ void wsl__shared_frame_release(wsl_shared_frame_t *f) {
 /* Past the send-buffer limit a message is skipped (drop policy) or the
  * connection closed with 1008, a reason that names the limit. */
 static int check_backpressure(wsl_conn_t *c) {
-  if (c->ws.max_backpressure == 0 ||
-      c->tcp.write_queue_size <= c->ws.max_backpressure)
+  if (c->ws.max_backpressure == 0 || queued(c) <= c->ws.max_backpressure)
     return 0;
   if (c->ws.backpressure_drop) {
     c->dropped++;

@@ -28,6 +28,10 @@ struct wsl_conn {
   int handles_closing;   /* uv_close was called */
   int reading;           /* uv_read_start is in effect */
   int close_after_flush; /* shutdown once the write queue drains */
+  /* While a read is parsed (on_read), small writes wait here and leave in
+   * one system call when it is done: one write per read, not per message. */
+  wsl_buf_t cork;
+  int corked;
 
   /* HTTP */
   wsl_http_parser_t http;
