@@ -72,6 +72,34 @@ describe("the man page", function()
     end
   end)
 
+  it("has every option of hosts, endpoints and wslua.connect in the README", function()
+    local readme = slurp(src .. "/README.md")
+    -- What the README shows as code: `spans`, fenced and indented blocks.
+    local code = {}
+    for span in readme:gmatch("`([^`\n]+)`") do
+      code[#code + 1] = span
+    end
+    for block in readme:gmatch("\n```[^\n]*\n(.-)\n```") do
+      code[#code + 1] = block
+    end
+    for line in readme:gmatch("\n    ([^\n]*)") do
+      code[#code + 1] = line
+    end
+    code = table.concat(code, "\n")
+    local checked = 0
+    for _, file in ipairs { "host", "endpoint", "connect", "options" } do
+      local source = slurp(src .. "/lua/wslua/" .. file .. ".lua")
+      for block in source:gmatch("_kinds = (%b{})") do
+        for name in block:gmatch("[{,%s]([%w_]+) = \"") do
+          checked = checked + 1
+          assert.truthy(code:find("%f[%w_]" .. name .. "%f[^%w_]"),
+            "option " .. name .. " (lua/wslua/" .. file .. ".lua) is not in the README")
+        end
+      end
+    end
+    assert.is_true(checked > 40, "only " .. checked .. " options found")
+  end)
+
   it("turns the README's Markdown into roff", function()
     local md = os.tmpname()
     local f = assert(io.open(md, "w"))
