@@ -9,7 +9,9 @@
 #include "net/log.h"
 #include "net/topics.h"
 
-#define READ_BUFFER_SIZE 65536
+/* One read takes a 64 KiB frame and its header whole: fewer reads and fewer
+ * pieces handed to the owner. The buffer is per thread (on_alloc). */
+#define READ_BUFFER_SIZE (256 * 1024)
 
 void wsl_ws_options_default(wsl_ws_options_t *o) {
   o->max_message = 1 << 20;
