@@ -41,15 +41,15 @@ local function finish(co, ok, err)
   end
 end
 
-local function leave(prev_deadline, prev_budget, co, ok, err)
-  core.budget_leave(prev_deadline, prev_budget)
+local function leave(running, budget, started, co, ok, err)
+  core.budget_leave(running, budget, started)
   finish(co, ok, err)
 end
 
 -- Resumes a parked coroutine with these values.
 function scheduler.resume(co, ...)
-  local prev_deadline, prev_budget = core.budget_enter(co, budgets[co])
-  leave(prev_deadline, prev_budget, co, coroutine.resume(co, ...))
+  local running, budget, started = core.budget_enter(co, budgets[co])
+  leave(running, budget, started, co, coroutine.resume(co, ...))
 end
 
 -- The budget a coroutine spawned now would get.

@@ -1,25 +1,48 @@
 /* Handler budgets. The scheduler calls budget_enter before it resumes a
- * handler coroutine and budget_leave after; with a budget, enter arms a
- * count hook on the coroutine that compares the clock with a deadline every
- * WSL_BUDGET_STEP instructions. A handler past its deadline gets an error,
- * raised again at every instruction so that a pcall in a loop cannot hold
- * it: the coroutine dies, and its client is closed with 1011 (HTTP: 500).
- * Coroutines the handler creates inherit the hook (lua_newthread copies
- * it), so they are held to the same deadline. What runs in C (a long
- * string.rep, a pattern) is not interrupted; the clock is read when Lua
- * runs again. */
+ * handler coroutine and budget_leave after. The budget is CPU time of the
+ * VM's thread, so a loaded machine that starves the process does not stop
+ * handlers that keep to it. No hook runs while handlers keep to their
+ * budgets: a watchdog thread (one per VM, started with the first budget)
+ * reads the VM thread's CPU clock every WSL_BUDGET_TICK_MS and, once the
+ * running handler has used its budget, sets a count hook on its coroutine,
+ * as lua.c does from its SIGINT handler (lua_sethook may be called
+ * asynchronously; the VM sees the hook at its next jump or call). The hook
+ * raises an error, and again at every instruction so that a pcall in a loop
+ * cannot hold it: the coroutine dies, and its client is closed with 1011
+ * (HTTP: 500).
+ *
+ * Not covered: a loop inside a coroutine that the handler resumes itself
+ * (coroutine.wrap), until control comes back to the handler; and time spent
+ * inside one C call (a huge string.rep), which is only noticed after. */
 #include "lua/budget.h"
 
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <uv.h>
 
+#define WATCHDOG_MT "wslua.Watchdog"
 
-/* The deadline of the innermost handler being resumed (uv_hrtime ns; 0:
- * none), its budget, and the nesting depth. One VM per thread. */
-static _Thread_local uint64_t deadline;
-static _Thread_local double budget;
+typedef struct {
+  uv_mutex_t lock; /* guards the fields below, shared with the watchdog */
+  uv_cond_t tick;  /* only for its timed wait and for stopping it */
+  uv_thread_t thread;
+  clockid_t vm_clock; /* the CPU clock of the VM's thread */
+  int stopping;
+  lua_State *running; /* the coroutine being resumed, or NULL */
+  double budget;      /* seconds of CPU time; 0: none in force */
+  uint64_t started;   /* the VM clock when it began (ns); 0: not yet read
+                         (the watchdog reads it at its next tick); FIRED:
+                         the hook is set */
+} watchdog_t;
+
+#define FIRED UINT64_MAX
+
+/* One VM per thread. */
+static _Thread_local watchdog_t *dog;
 static _Thread_local int depth;
 
 int wsl_budget_depth(void) {
@@ -27,11 +50,8 @@ int wsl_budget_depth(void) {
 }
 
 static void on_count(lua_State *L, lua_Debug *ar) {
+  double budget = dog ? dog->budget : 0;
   (void)ar;
-  if (deadline == 0 || uv_hrtime() < deadline)
-    return;
-  /* From now on every instruction raises, until budget_enter re-arms. */
-  lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
   /* Level 0 is the function the hook interrupted: say where it was. */
   luaL_where(L, 0);
   lua_pushfstring(L, "handler ran past its time budget of %f s", budget);
@@ -39,31 +59,135 @@ static void on_count(lua_State *L, lua_Debug *ar) {
   lua_error(L);
 }
 
-/* core.budget_enter(co, seconds | nil) -> previous deadline, previous
- * budget. seconds nil or 0: the coroutine runs under whatever deadline is
- * in force (that of the handler resuming it, if any). */
+static uint64_t cpu_ns(clockid_t clock) {
+  struct timespec ts;
+  if (clock_gettime(clock, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void watch(void *arg) {
+  watchdog_t *d = arg;
+  uv_mutex_lock(&d->lock);
+  while (!d->stopping) {
+    uv_cond_timedwait(&d->tick, &d->lock, WSL_BUDGET_TICK_MS * 1000000ull);
+    if (d->budget <= 0 || d->running == NULL)
+      continue;
+    if (d->started == FIRED)
+      continue;
+    uint64_t now = cpu_ns(d->vm_clock);
+    if (d->started == 0) {
+      d->started = now ? now : 1;
+    } else if (now >= d->started &&
+               now - d->started >= (uint64_t)(d->budget * 1e9)) {
+      lua_sethook(d->running, on_count, LUA_MASKCOUNT, 1);
+      d->started = FIRED;
+    }
+  }
+  uv_mutex_unlock(&d->lock);
+}
+
+/* Collected at lua_close (the userdata is anchored): stop the watchdog and
+ * wait for it before the state goes away. */
+static int watchdog_gc(lua_State *L) {
+  watchdog_t **ud = luaL_checkudata(L, 1, WATCHDOG_MT);
+  watchdog_t *d = *ud;
+  if (d == NULL)
+    return 0;
+  uv_mutex_lock(&d->lock);
+  d->stopping = 1;
+  uv_cond_signal(&d->tick);
+  uv_mutex_unlock(&d->lock);
+  uv_thread_join(&d->thread);
+  uv_cond_destroy(&d->tick);
+  uv_mutex_destroy(&d->lock);
+  if (dog == d)
+    dog = NULL;
+  free(d);
+  *ud = NULL;
+  return 0;
+}
+
+/* The VM's watchdog, started the first time a budget is asked for. */
+static watchdog_t *watchdog(lua_State *L) {
+  watchdog_t **ud;
+  watchdog_t *d;
+  if (dog != NULL)
+    return dog;
+  ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  d = calloc(1, sizeof *d);
+  if (d == NULL)
+    luaL_error(L, "out of memory");
+  if (uv_mutex_init(&d->lock) != 0) {
+    free(d);
+    luaL_error(L, "cannot start the handler watchdog");
+  }
+  if (uv_cond_init(&d->tick) != 0) {
+    uv_mutex_destroy(&d->lock);
+    free(d);
+    luaL_error(L, "cannot start the handler watchdog");
+  }
+  if (pthread_getcpuclockid(pthread_self(), &d->vm_clock) != 0 ||
+      uv_thread_create(&d->thread, watch, d) != 0) {
+    uv_cond_destroy(&d->tick);
+    uv_mutex_destroy(&d->lock);
+    free(d);
+    luaL_error(L, "cannot start the handler watchdog");
+  }
+  *ud = d;
+  luaL_setmetatable(L, WATCHDOG_MT);
+  luaL_ref(L, LUA_REGISTRYINDEX); /* anchored for the VM's life */
+  dog = d;
+  return d;
+}
+
+/* core.budget_enter(co, seconds | nil) -> what budget_leave restores. With
+ * seconds (> 0) the coroutine must wait again before it has used that much
+ * CPU time; without, it runs under whatever budget is in force (that of the
+ * handler resuming it, if any). */
 static int budget_enter(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   lua_Number seconds = luaL_optnumber(L, 2, 0);
+  watchdog_t *d;
   luaL_argcheck(L, co != NULL, 1, "coroutine expected");
-  lua_pushinteger(L, (lua_Integer)deadline);
-  lua_pushnumber(L, budget);
   depth++;
-  if (seconds > 0) {
-    deadline = uv_hrtime() + (uint64_t)(seconds * 1e9);
-    budget = seconds;
-    lua_sethook(co, on_count, LUA_MASKCOUNT, WSL_BUDGET_STEP);
+  if (dog == NULL && seconds <= 0) {
+    lua_pushnil(L);
+    return 1;
   }
-  return 2;
+  d = watchdog(L);
+  /* A coroutine stopped before, whose error a pcall caught, starts again
+   * without the hook. */
+  if (lua_gethook(co) == on_count)
+    lua_sethook(co, NULL, 0, 0);
+  uv_mutex_lock(&d->lock);
+  lua_pushlightuserdata(L, d->running);
+  lua_pushnumber(L, d->budget);
+  lua_pushinteger(L, (lua_Integer)d->started);
+  d->running = co;
+  if (seconds > 0) {
+    d->budget = seconds;
+    d->started = 0;
+  }
+  uv_mutex_unlock(&d->lock);
+  return 3;
 }
 
-/* core.budget_leave(previous deadline, previous budget): after the resume
- * returned, whatever it returned. */
+/* core.budget_leave(...): after the resume returned, whatever it returned;
+ * takes what budget_enter returned. */
 static int budget_leave(lua_State *L) {
-  deadline = (uint64_t)luaL_checkinteger(L, 1);
-  budget = luaL_checknumber(L, 2);
   if (depth > 0)
     depth--;
+  if (lua_isnoneornil(L, 1) && lua_isnoneornil(L, 2))
+    return 0;
+  if (dog == NULL)
+    return 0;
+  uv_mutex_lock(&dog->lock);
+  dog->running = lua_touserdata(L, 1);
+  dog->budget = lua_tonumber(L, 2);
+  dog->started = (uint64_t)lua_tointeger(L, 3);
+  uv_mutex_unlock(&dog->lock);
   return 0;
 }
 
@@ -74,5 +198,10 @@ static const luaL_Reg budget_funcs[] = {
 };
 
 void wsl_lua_open_budget(lua_State *L) {
+  if (luaL_newmetatable(L, WATCHDOG_MT)) {
+    lua_pushcfunction(L, watchdog_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   luaL_setfuncs(L, budget_funcs, 0);
 }

@@ -1,13 +1,15 @@
-/* Handler budgets: how long a handler may run before it yields, enforced
- * by a count hook on its coroutine; and whether a handler is running now,
- * which the command-line host's memory cap looks at. */
+/* Handler budgets: how long a handler may run before it waits, enforced by
+ * a watchdog thread that hooks an overrunning coroutine; and whether a
+ * handler is running now, which the command-line host's memory cap looks
+ * at. */
 #ifndef WSL_LUA_BUDGET_H
 #define WSL_LUA_BUDGET_H
 
 #include <lua.h>
 
-/* Lua instructions between two looks at the clock. */
-#define WSL_BUDGET_STEP 1000
+/* How often the watchdog looks at the clock: a handler is stopped at most
+ * this long after its deadline. */
+#define WSL_BUDGET_TICK_MS 10
 
 /* How many handler coroutines are being resumed, one inside another, on
  * this thread's VM: 0 when the loop or the host's own code runs. */
