@@ -128,6 +128,10 @@ end
 -- A new message starts or continues; returns it when it is new, so the
 -- caller can hand it to a handler.
 function Client:_data(piece, binary, first, last)
+  if first and last then
+    self.current = nil
+    return Message.whole(binary, piece)
+  end
   local msg = self.current
   local fresh = false
   if first or msg == nil then

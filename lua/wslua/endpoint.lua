@@ -310,14 +310,14 @@ function Endpoint:_open(req, protocol, data, extensions)
       if type(endpoint.handler) == "function" then
         c:_deliver(msg)
       else
-        scheduler.spawn(endpoint._call, fail, endpoint, "on_data", c, msg)
+        scheduler.call(endpoint._call, fail, endpoint, "on_data", c, msg)
       end
     end
   end
   function client._drained(c)
     Client._drained(c)
     if type(endpoint.handler) == "table" and endpoint.handler.on_drain then
-      scheduler.spawn(endpoint._call, fail, endpoint, "on_drain", c)
+      scheduler.call(endpoint._call, fail, endpoint, "on_drain", c)
     end
   end
   function client._closed(c, code, reason, err)

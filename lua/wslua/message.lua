@@ -24,6 +24,18 @@ function Message.new(binary, limit)
   }, Message)
 end
 
+-- A message that arrived whole, in one piece (the common case): done from
+-- the start, its body held as it is, with no table of pieces.
+function Message.whole(binary, body)
+  return setmetatable({
+    binary = binary,
+    held = #body,
+    body = body, -- what read() or chunks() has not taken ("": all taken)
+    done = true,
+    closed = false,
+  }, Message)
+end
+
 -- The core hands pieces in order; last marks the message's end. Returns
 -- false when the unread bytes pass the limit (the caller closes 1009).
 function Message:_push(piece, last)
@@ -71,6 +83,11 @@ end
 
 -- The whole message (what chunks() has not taken yet).
 function Message:read()
+  local body = self.body
+  if body then
+    self.body, self.held = "", 0
+    return body
+  end
   while not self.done do
     if self.closed then
       return nil, "closed"
@@ -85,6 +102,14 @@ end
 -- Iterates over the pieces as they arrive (one per frame or read).
 function Message:chunks()
   return function()
+    local body = self.body
+    if body then
+      if body == "" then
+        return nil
+      end
+      self.body, self.held = "", 0
+      return body
+    end
     while true do
       local piece = self.pieces[self.first]
       if piece then

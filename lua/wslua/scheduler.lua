@@ -21,7 +21,35 @@ local current_budget = nil
 -- The default budget of a host's handlers (host option handler_budget).
 scheduler.default_budget = 0.5
 
+-- Idle coroutines, each ready to run one more handler call (call takes
+-- one before it creates one). A handler that returns gives its coroutine
+-- back; one that fails leaves it dead; one that waits keeps it.
+local pool, pooled = {}, 0
+local POOL_MAX = 64
+local IDLE = {} -- what a pooled coroutine yields when its call returns
+
+-- The body of a pooled coroutine: calls fn(...), then idle() yields IDLE
+-- and calls what the next resume brings. Both are tail calls, so the stack
+-- does not grow and an idle coroutine holds no arguments of its last call.
+local worker
+local function idle()
+  return worker(coroutine.yield(IDLE))
+end
+function worker(fn, ...)
+  fn(...)
+  return idle()
+end
+
 local function finish(co, ok, err)
+  if ok and err == IDLE then
+    tasks[co] = nil
+    budgets[co] = nil
+    if pooled < POOL_MAX then
+      pooled = pooled + 1
+      pool[pooled] = co
+    end
+    return
+  end
   if coroutine.status(co) ~= "dead" then
     return
   end
@@ -66,6 +94,24 @@ function scheduler.spawn(fn, on_error, ...)
   budgets[co] = scheduler.budget()
   scheduler.resume(co, ...)
   return co
+end
+
+-- As spawn, for the server's own handler calls (one per message), in a
+-- coroutine from the pool: nobody else may hold it after the call returns,
+-- so it is not returned. The budget is the same as spawn's, and held each
+-- time the call is resumed (budget_enter clears a hook left from before).
+function scheduler.call(fn, on_error, ...)
+  local co
+  if pooled > 0 then
+    co = pool[pooled]
+    pool[pooled] = nil
+    pooled = pooled - 1
+  else
+    co = coroutine.create(worker)
+  end
+  tasks[co] = on_error or false
+  budgets[co] = scheduler.budget()
+  scheduler.resume(co, fn, ...)
 end
 
 -- Calls fn(...) (not in a coroutine of its own) so that the coroutines it

@@ -1,0 +1,99 @@
+-- The per-message path: pooled handler coroutines (scheduler.call) and
+-- messages that arrive whole (Message.whole).
+local scheduler = require "wslua.scheduler"
+local Message = require "wslua.message"
+
+describe("scheduler.call", function()
+  it("runs the next call in the coroutine of a call that returned", function()
+    local first, second
+    scheduler.call(function()
+      first = coroutine.running()
+    end)
+    scheduler.call(function()
+      second = coroutine.running()
+    end)
+    assert.is_true(first == second)
+    assert.are.equal("suspended", coroutine.status(first))
+  end)
+
+  it("leaves a waiting call its coroutine and resumes it once", function()
+    local waiting, got, other
+    scheduler.call(function(a)
+      waiting = coroutine.running()
+      got = { a, scheduler.wait() }
+    end, nil, "arg")
+    scheduler.call(function()
+      other = coroutine.running()
+    end)
+    assert.is_false(waiting == other)
+    assert.is_nil(got)
+    scheduler.resume(waiting, "value")
+    assert.are.same({ "arg", "value" }, got)
+    -- Back in the pool: the next call runs there, not in a new one.
+    local again
+    scheduler.call(function()
+      again = coroutine.running()
+    end)
+    assert.is_true(again == waiting or again == other)
+  end)
+
+  it("reports a failed call and does not run another in its coroutine", function()
+    local failed, trace
+    scheduler.call(function()
+      failed = coroutine.running()
+      error("boom")
+    end, function(t)
+      trace = t
+    end)
+    assert.matches("boom", trace)
+    assert.are.equal("dead", coroutine.status(failed))
+    local next_co
+    scheduler.call(function()
+      next_co = coroutine.running()
+    end)
+    assert.is_false(next_co == failed)
+  end)
+
+  it("passes every argument, nils included", function()
+    local got
+    scheduler.call(function(...)
+      got = table.pack(...)
+    end, nil, 1, nil, 3, nil)
+    assert.are.equal(4, got.n)
+    assert.are.same({ 1, nil, 3, nil, n = 4 }, got)
+  end)
+end)
+
+describe("a message that arrived whole", function()
+  it("reads its body, then nothing more", function()
+    local msg = Message.whole(true, "hello")
+    assert.is_true(msg.binary)
+    assert.are.equal("hello", msg:read())
+    assert.are.equal("", msg:read())
+    assert.are.equal("wslua.Message (binary)", tostring(msg))
+  end)
+
+  it("gives its body as one chunk", function()
+    local chunks = {}
+    for c in Message.whole(false, "abc"):chunks() do
+      chunks[#chunks + 1] = c
+    end
+    assert.are.same({ "abc" }, chunks)
+    chunks = {}
+    for c in Message.whole(false, ""):chunks() do
+      chunks[#chunks + 1] = c
+    end
+    assert.are.same({}, chunks)
+  end)
+
+  it("reads as a message built from one piece does", function()
+    for _, body in ipairs({ "", "x", string.rep("y", 1000) }) do
+      local a, b = Message.whole(false, body), Message.new(false, 10)
+      b:_push(body, true)
+      assert.are.equal(b:read(), a:read())
+      assert.are.equal(b:read(), a:read())
+      assert.are.equal(b.done, a.done)
+      assert.are.equal(tostring(b), tostring(a))
+    end
+  end)
+end)
