@@ -55,9 +55,10 @@ fuzz: deps
 	@cmake --build $(FUZZ_BUILD) --target fuzzers -j$(JOBS)
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-# Benchmarks against the peers (bench/run.sh, about 10 minutes): the table is
-# printed and written to bench/results/<date>.md. BENCH_SECS, BENCH_REPS,
-# BENCH_ONLY and BENCH_SCENARIOS (see bench/run.sh) shorten it.
+# Benchmarks against the peers (bench/run.sh, about 10 minutes, then the
+# fan-out scenario, bench/fanout.sh, about 4): the tables are printed and
+# written to bench/results/<date>.md and <date>-fanout.md. BENCH_SECS,
+# BENCH_REPS, BENCH_ONLY and BENCH_SCENARIOS (see the scripts) shorten them.
 .PHONY: bench bench-deps
 bench-deps:
 	@scripts/deps.sh bench
@@ -65,6 +66,7 @@ bench-deps:
 bench: bench-deps build
 	@cmake --build $(BUILD) --target bench -j$(JOBS)
 	bench/run.sh $(BUILD)
+	bench/fanout.sh $(BUILD)
 
 format:
 	clang-format -i src/*.c src/*/*.[ch] tests/*.[ch] tests/fuzz/*.[ch]

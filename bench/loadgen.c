@@ -27,7 +27,14 @@
  *              echo that comes back is answered by a new message;
  *   idle       connections are opened and upgraded, then only held (pings
  *              answered) so the server's memory can be read;
- *   handshake  `conns` loops of connect, upgrade, one echo, close.
+ *   handshake  `conns` loops of connect, upgrade, one echo, close;
+ *   fanout     `conns` subscribers that only receive (each message checked
+ *              and counted) and one publisher on `pubpath` sending the same
+ *              payload; message k+1 leaves only when every subscriber has
+ *              received message k+1-window, so nothing piles up unbounded.
+ *              At the end the publisher stops and the subscribers receive
+ *              the rest (until 5 s pass without one, 60 s at most):
+ *              lost = sent x conns - received.
  * --raw drops the HTTP upgrade, for a plain TCP echo: the same masked frames
  * are sent, come back byte for byte and are read as masked frames, so the
  * client does the same work per message as against a WebSocket server (in
@@ -35,7 +42,7 @@
  * One line of key=value results goes to stdout at the end.
  */
 
-enum { MODE_ECHO, MODE_IDLE, MODE_HANDSHAKE };
+enum { MODE_ECHO, MODE_IDLE, MODE_HANDSHAKE, MODE_FANOUT };
 enum { ST_CONNECTING, ST_UPGRADING, ST_OPEN, ST_CLOSING, ST_DEAD };
 
 #define RBUF_SIZE (256 * 1024)
@@ -59,6 +66,8 @@ typedef struct {
   int sources;
   int cpu;
   int json;
+  const char *pubpath;
+  int window;
 } options_t;
 
 typedef struct {
@@ -103,6 +112,7 @@ typedef struct {
   int echoed;       /* handshake mode: the one echo came back */
   int got_close;    /* handshake mode: the server's close frame came */
   uint64_t t_close;
+  uint64_t received; /* fanout mode: messages this subscriber received */
 } conn_t;
 
 typedef struct {
@@ -110,8 +120,8 @@ typedef struct {
   uint64_t n;
 } hist_t;
 
-static options_t opt = {"127.0.0.1", 9001, "/",       100, 32, 0,  1, 5.0,
-                        1.0,         0,    MODE_ECHO, 0,   1,  -1, 0};
+static options_t opt = {"127.0.0.1", 9001, "/", 100, 32, 0,      1, 5.0, 1.0, 0,
+                        MODE_ECHO,   0,    1,   -1,  0,  "/pub", 16};
 static conn_t *conns;
 static int epfd;
 static unsigned char rbuf[RBUF_SIZE];
@@ -130,6 +140,12 @@ static hist_t hist;
 static int open_conns, pending_connects;
 static volatile sig_atomic_t stop_flag;
 static struct sockaddr_in dst;
+/* Fanout mode: the publisher, messages sent, deliveries per message still
+ * missing (a ring of `window` counters), messages received by everyone. */
+static conn_t *publisher;
+static uint64_t fo_sent, fo_done, fo_received;
+static int *fo_missing;
+static int fo_sending = 1;
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -347,7 +363,7 @@ static void conn_open(conn_t *c) {
   c->state = ST_OPEN;
   open_conns++;
   pending_connects--;
-  if (opt.mode == MODE_IDLE)
+  if (opt.mode == MODE_IDLE || opt.mode == MODE_FANOUT)
     return;
   uint64_t t = now_ns();
   int n = opt.mode == MODE_HANDSHAKE ? 1 : opt.inflight;
@@ -385,7 +401,7 @@ static void send_upgrade(conn_t *c) {
                "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                "Sec-WebSocket-Version: 13\r\n%s\r\n",
-               opt.path, opt.host, opt.port, k64,
+               c == publisher ? opt.pubpath : opt.path, opt.host, opt.port, k64,
                opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
                              "client_max_window_bits\r\n"
                            : "");
@@ -513,11 +529,36 @@ static int inflate_message(conn_t *c) {
   return check_piece(c, inflate_buf, got);
 }
 
+/* Fanout mode: subscriber c received its next message, which is message
+ * number c->received (messages arrive in order on one connection). */
+static void on_delivery(conn_t *c) {
+  if (c == publisher || c->received >= fo_sent) {
+    conn_kill(c, 1); /* the publisher got one, or more came than were sent */
+    return;
+  }
+  int *missing = &fo_missing[c->received % (uint64_t)opt.window];
+  c->received++;
+  fo_received++;
+  if (measuring) {
+    msgs++;
+    bytes_in += plain_len[0];
+  }
+  if (--*missing == 0) {
+    /* In order too: message k is complete only after k-1 was. */
+    while (fo_done < fo_sent && fo_missing[fo_done % (uint64_t)opt.window] == 0)
+      fo_done++;
+  }
+}
+
 /* A whole data message came back. */
 static void on_message(conn_t *c, uint64_t t) {
   int v = c->sent_var[c->head];
   if (c->msg_pos != plain_len[v]) {
     conn_kill(c, 1);
+    return;
+  }
+  if (opt.mode == MODE_FANOUT) {
+    on_delivery(c);
     return;
   }
   uint64_t sent = c->sent_ns[c->head];
@@ -621,7 +662,8 @@ static int on_frames(conn_t *c, const unsigned char *p, size_t n, uint64_t t) {
         if (!c->msg_op)
           return -1;
       } else {
-        if (c->msg_op || c->f_op > 2 || c->count == 0)
+        if (c->msg_op || c->f_op > 2 ||
+            (c->count == 0 && opt.mode != MODE_FANOUT))
           return -1;
         /* With deflate, a server may still send a message uncompressed
          * (ws does below its threshold); without, RSV1 is an error. */
@@ -746,7 +788,10 @@ static uint64_t cpu_busy_ticks(int cpu, uint64_t *total) {
   *total = 0;
   if (!f)
     return 0;
-  snprintf(name, sizeof name, "cpu%d ", cpu);
+  if (cpu == -2)
+    snprintf(name, sizeof name, "cpu  ");
+  else
+    snprintf(name, sizeof name, "cpu%d ", cpu);
   while (fgets(line, sizeof line, f)) {
     if (strncmp(line, name, strlen(name)) == 0) {
       unsigned long long v[10] = {0};
@@ -822,6 +867,23 @@ static void make_payloads(void) {
     deflateEnd(&z);
 }
 
+/* Fanout mode: the publisher sends while fewer than `window` messages are
+ * still on their way to some subscriber. */
+static void fanout_pump(void) {
+  if (!fo_sending || publisher->state != ST_OPEN)
+    return;
+  int op = opt.binary ? 2 : 1;
+  int queued = 0;
+  while (fo_sent - fo_done < (uint64_t)opt.window) {
+    fo_missing[fo_sent % (uint64_t)opt.window] = opt.conns;
+    put_frame(publisher, op, 0, plain[0], plain_len[0]);
+    fo_sent++;
+    queued = 1;
+  }
+  if (queued)
+    flush_out(publisher);
+}
+
 static void on_signal(int sig) {
   (void)sig;
   stop_flag = 1;
@@ -841,9 +903,12 @@ static void usage(void) {
           "  --json      payloads are JSON chat messages of about -s bytes\n"
           "  --idle      only hold the connections (prints 'ready' when up)\n"
           "  --handshake connect, upgrade, one echo, close, repeat\n"
+          "  --fanout    -c subscribers on --path, one publisher on --pubpath\n"
+          "  --pubpath /p  the publisher's path (default /pub)\n"
+          "  --window W  fanout: messages not yet received by all (16)\n"
           "  --raw       no upgrade: frames to a plain TCP echo\n"
           "  --sources K spread connections over 127.0.0.1..K\n"
-          "  --cpu N     report /proc/stat busy time of cpu N\n");
+          "  --cpu N     report /proc/stat busy time of cpu N (-1: all)\n");
   exit(2);
 }
 
@@ -852,7 +917,8 @@ static void parse_args(int argc, char **argv) {
       {"host", 1, 0, 'H'},    {"port", 1, 0, 'p'},    {"path", 1, 0, 'P'},
       {"deflate", 0, 0, 'z'}, {"idle", 0, 0, 'i'},    {"handshake", 0, 0, 'k'},
       {"raw", 0, 0, 'r'},     {"sources", 1, 0, 'S'}, {"cpu", 1, 0, 'C'},
-      {"json", 0, 0, 'j'},    {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+      {"json", 0, 0, 'j'},    {"help", 0, 0, 'h'},    {"fanout", 0, 0, 'F'},
+      {"pubpath", 1, 0, 'U'}, {"window", 1, 0, 'W'},  {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "c:s:bf:d:w:h", lo, NULL)) != -1) {
     switch (ch) {
@@ -902,7 +968,16 @@ static void parse_args(int argc, char **argv) {
       opt.sources = atoi(optarg);
       break;
     case 'C':
-      opt.cpu = atoi(optarg);
+      opt.cpu = strcmp(optarg, "-1") == 0 ? -2 : atoi(optarg);
+      break;
+    case 'F':
+      opt.mode = MODE_FANOUT;
+      break;
+    case 'U':
+      opt.pubpath = optarg;
+      break;
+    case 'W':
+      opt.window = atoi(optarg);
       break;
     default:
       usage();
@@ -910,7 +985,8 @@ static void parse_args(int argc, char **argv) {
   }
   if (opt.conns < 1 || opt.inflight < 1 || opt.inflight > MAX_INFLIGHT ||
       opt.duration <= 0 || opt.sources < 1 || opt.sources > 250 ||
-      opt.size > (64u << 20))
+      opt.size > (64u << 20) || opt.window < 1 || opt.window > 1 << 20 ||
+      (opt.mode == MODE_FANOUT && (opt.deflate || opt.json || opt.raw)))
     usage();
   if (opt.mode == MODE_HANDSHAKE)
     opt.inflight = 1;
@@ -930,7 +1006,7 @@ int main(int argc, char **argv) {
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
-    if ((rlim_t)opt.conns + 16 > rl.rlim_cur)
+    if ((rlim_t)opt.conns + 17 > rl.rlim_cur)
       die("more connections than open files allowed (ulimit -n)");
   }
   signal(SIGPIPE, SIG_IGN);
@@ -938,10 +1014,18 @@ int main(int argc, char **argv) {
   signal(SIGTERM, on_signal);
   make_payloads();
   epfd = epoll_create1(EPOLL_CLOEXEC);
-  conns = calloc((size_t)opt.conns, sizeof *conns);
+  /* Fanout mode: one more connection, the publisher, opened last. */
+  int nconns = opt.conns + (opt.mode == MODE_FANOUT);
+  conns = calloc((size_t)nconns, sizeof *conns);
   if (!conns || epfd < 0)
     die("setup");
-  for (int i = 0; i < opt.conns; i++) {
+  if (opt.mode == MODE_FANOUT) {
+    publisher = &conns[opt.conns];
+    fo_missing = calloc((size_t)opt.window, sizeof *fo_missing);
+    if (!fo_missing)
+      die("setup");
+  }
+  for (int i = 0; i < nconns; i++) {
     conn_t *c = &conns[i];
     c->idx = i;
     c->fd = -1;
@@ -949,6 +1033,7 @@ int main(int argc, char **argv) {
     c->src = i % opt.sources;
     c->sent_ns = xmalloc(sizeof(uint64_t) * (size_t)opt.inflight);
     c->sent_var = xmalloc(sizeof(uint16_t) * (size_t)opt.inflight);
+    c->sent_var[0] = 0;
   }
 
   /* Phase 1: open every connection, a bounded number of connects at a time
@@ -958,7 +1043,9 @@ int main(int argc, char **argv) {
   struct epoll_event evs[512];
   int started = opt.mode == MODE_HANDSHAKE;
   uint64_t t_measure = 0, t_end = 0, busy0 = 0, total0 = 0;
-  uint64_t t_ready = 0;
+  uint64_t t_ready = 0, t_stop = 0, busy1 = 0, total1 = 0;
+  uint64_t all0 = 0, all1 = 0, dummy;   /* every core, load included */
+  uint64_t t_progress = 0, fo_last = 0; /* fanout: the drain at the end */
   if (started) {
     for (; next < opt.conns; next++)
       conn_start(&conns[next]);
@@ -966,8 +1053,7 @@ int main(int argc, char **argv) {
     t_end = t_measure + (uint64_t)(opt.duration * 1e9);
   }
   while (!stop_flag) {
-    while (!started && next < opt.conns &&
-           pending_connects < MAX_PENDING_CONNECTS)
+    while (!started && next < nconns && pending_connects < MAX_PENDING_CONNECTS)
       conn_start(&conns[next++]);
     int n = epoll_wait(epfd, evs, 512, 10);
     if (n < 0 && errno != EINTR)
@@ -990,7 +1076,7 @@ int main(int argc, char **argv) {
         conn_kill(&conns[i], 1); /* the server never closed TCP */
     }
     if (!started) {
-      if (next == opt.conns && pending_connects == 0) {
+      if (next == nconns && pending_connects == 0) {
         started = 1;
         t_ready = t;
         if (opt.mode == MODE_IDLE) {
@@ -1008,42 +1094,88 @@ int main(int argc, char **argv) {
       }
       continue;
     }
+    if (opt.mode == MODE_FANOUT) {
+      /* The server ran on_open (subscribe) before its 101, but give a
+       * second worker time too: publishing starts 200 ms after all are up. */
+      if (t - t_ready < 200000000ull)
+        continue;
+      if (fo_sending && measuring && t >= t_end) {
+        /* Stop publishing, let the subscribers receive the rest. */
+        fo_sending = 0;
+        t_stop = t_progress = t;
+        fo_last = fo_received;
+        busy1 = opt.cpu != -1 ? cpu_busy_ticks(opt.cpu, &total1) : 0;
+        all1 = cpu_busy_ticks(-2, &dummy);
+        measuring = 0;
+      }
+      if (!fo_sending) {
+        if (fo_received != fo_last) {
+          fo_last = fo_received;
+          t_progress = t;
+        }
+        if (fo_received == fo_sent * (uint64_t)opt.conns ||
+            t - t_progress > 5000000000ull || t - t_stop > 60000000000ull ||
+            open_conns < nconns)
+          break;
+        continue;
+      }
+      fanout_pump();
+    }
     if (!measuring && t >= t_measure) {
       measuring = 1;
-      if (opt.cpu >= 0)
+      if (opt.cpu != -1) {
         busy0 = cpu_busy_ticks(opt.cpu, &total0);
+        all0 = cpu_busy_ticks(-2, &dummy);
+      }
       t_measure = t;
     }
     if (measuring && t >= t_end)
       break;
   }
-  uint64_t t_stop = now_ns(), total1 = 0;
-  uint64_t busy1 = opt.cpu >= 0 ? cpu_busy_ticks(opt.cpu, &total1) : 0;
+  if (opt.mode != MODE_FANOUT || fo_sending) {
+    t_stop = now_ns();
+    busy1 = opt.cpu != -1 ? cpu_busy_ticks(opt.cpu, &total1) : 0;
+    all1 = cpu_busy_ticks(-2, &dummy);
+  }
   stop_flag = 1;
-  double secs = measuring ? (double)(t_stop - t_measure) / 1e9 : 0;
+  double secs =
+      t_stop > t_measure && t_measure ? (double)(t_stop - t_measure) / 1e9 : 0;
   uint64_t count = opt.mode == MODE_HANDSHAKE ? sessions : msgs;
   printf("mode=%s%s conns=%d open=%d size=%zu inflight=%d secs=%.3f "
          "msgs=%" PRIu64 " msg_per_s=%.0f mb_per_s=%.2f p50_us=%.1f "
          "p99_us=%.1f p999_us=%.1f errors=%" PRIu64,
-         opt.mode == MODE_ECHO   ? "echo"
-         : opt.mode == MODE_IDLE ? "idle"
-                                 : "handshake",
+         opt.mode == MODE_ECHO     ? "echo"
+         : opt.mode == MODE_IDLE   ? "idle"
+         : opt.mode == MODE_FANOUT ? "fanout"
+                                   : "handshake",
          opt.raw ? "-raw" : "", opt.conns, open_conns, opt.size, opt.inflight,
          secs, count, secs > 0 ? (double)count / secs : 0,
          secs > 0 ? (double)bytes_in / secs / 1e6 : 0,
          hist_quantile(&hist, 0.5) / 1e3, hist_quantile(&hist, 0.99) / 1e3,
          hist_quantile(&hist, 0.999) / 1e3, errors);
-  if (opt.cpu >= 0 && total1 > total0) {
+  if (opt.cpu != -1 && total1 > total0) {
     double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
     double busy_us = (double)(busy1 - busy0) * tick_us;
-    printf(" core_busy=%.3f core_us_per_msg=%.3f",
+    printf(" core_busy=%.3f core_us_per_msg=%.3f all_cores_us_per_msg=%.3f",
            (double)(busy1 - busy0) / (double)(total1 - total0),
-           count ? busy_us / (double)count : 0);
+           count ? busy_us / (double)count : 0,
+           count ? (double)(all1 - all0) * tick_us / (double)count : 0);
   }
   if (opt.deflate)
     printf(" compressed_replies=%" PRIu64, zmsgs);
+  if (opt.mode == MODE_FANOUT) {
+    uint64_t expected = fo_sent * (uint64_t)opt.conns;
+    printf(" window=%d sent=%" PRIu64 " expected=%" PRIu64 " received=%" PRIu64
+           " lost=%" PRIu64,
+           opt.window, fo_sent, expected, fo_received,
+           expected > fo_received ? expected - fo_received : 0);
+  }
   if (opt.mode == MODE_IDLE)
     printf(" ready_secs=%.3f", t_ready ? (double)(t_ready - t0) / 1e9 : 0);
   printf("\n");
-  return open_conns < opt.conns && opt.mode != MODE_HANDSHAKE ? 1 : 0;
+  return (open_conns < nconns && opt.mode != MODE_HANDSHAKE) ||
+                 (opt.mode == MODE_FANOUT &&
+                  fo_received != fo_sent * (uint64_t)opt.conns)
+             ? 1
+             : 0;
 }

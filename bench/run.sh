@@ -260,7 +260,7 @@ ver() { "$@" 2>/dev/null | head -1 || echo "?"; }
     echo "| ${TITLE[$sc]} | ${UNIT[$sc]} | $(fmt "${M[tcp]}") | $(fmt "${M[wslua]}") | $(fmt "${M[lws]}") | $(fmt "${M[node]}") | $(fmt "${M[python]}") | $([ "$sc" = idle10k ] && echo "—" || ratio "${M[wslua]}" "${M[tcp]}") | $(ratio "${M[wslua]}" "${M[lws]}") | $(ratio "${M[wslua]}" "${M[node]}") | $(ratio "${M[wslua]}" "${M[python]}") | ${TARGET[$sc]} |"
     unset M
   done
-  echo "| publish to 1,000 / 10,000 subscribers | deliveries/s | TODO: needs topics (issue 6) | | | | | | | | | ≥6x Node, ≤1.5 µs/delivery |"
+  echo "| publish to 1,000 / 10,000 subscribers | deliveries/s | see bench/fanout.sh and results/<date>-fanout.md | | | | | | | | | ≥6x Node, ≤1.5 µs/delivery |"
   echo "| TLS echo | msg/s | TODO: scenario not written yet | | | | | | | | | |"
   echo
   echo "Latency (median of runs' p50 / p99, µs) and server-core µs per message"
