@@ -182,9 +182,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const frame_t *f = &tw.f[i];
     uint8_t enc[WSL_FRAME_HEADER_MAX];
     size_t hdr_start = f->hdr_off - f->hdr_len;
-    size_t n = wsl_frame_header_encode(enc, f->h.fin, f->h.rsv, f->h.opcode,
-                                       f->h.length,
-                                       f->h.masked ? f->h.mask : NULL);
+    size_t n =
+        wsl_frame_header_encode(enc, f->h.fin, f->h.rsv, f->h.opcode,
+                                f->h.length, f->h.masked ? f->h.mask : NULL);
     FUZZ_CHECK(n == f->hdr_len);
     FUZZ_CHECK(memcmp(enc, in.p + hdr_start, n) == 0);
   }

@@ -167,7 +167,8 @@ static int is_limit(int status) {
 static int same(const wsl_buf_t *a, const wsl_buf_t *b) {
   size_t ha, hb;
   int ea, eb;
-  if (a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0))
+  if (a->len == b->len &&
+      (a->len == 0 || memcmp(a->data, b->data, a->len) == 0))
     return 1;
   ea = last_error(a, &ha);
   eb = last_error(b, &hb);

@@ -21,7 +21,7 @@
 
 typedef struct {
   uint64_t limit;
-  uint64_t delivered; /* this message */
+  uint64_t delivered;  /* this message */
   unsigned calls_left; /* the sink says stop when this reaches 0; 0 never */
   wsl_buf_t out;
 } sink_t;
