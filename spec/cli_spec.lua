@@ -4,19 +4,9 @@ local wslua = require "wslua"
 local h = require "helpers"
 local http = require "helpers.http"
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = h.quote
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = h.slurp
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

@@ -6,9 +6,7 @@ local wslua = require "wslua"
 local h = require "helpers"
 local proxies = require "wslua.proxies"
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = h.quote
 
 -- Three virtual hosts on one address: the default one; "proxied.test",
 -- behind trusted proxies; "quiet.test", without access lines.

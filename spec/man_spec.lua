@@ -2,9 +2,7 @@
 -- committed page is up to date), and it renders without a warning.
 local h = require "helpers"
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = h.quote
 
 local function run(cmd)
   local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))

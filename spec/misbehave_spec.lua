@@ -7,9 +7,7 @@ local wslua = require "wslua"
 local h = require "helpers"
 local http = require "helpers.http"
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = h.quote
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))
@@ -17,15 +15,7 @@ local function write(path, text)
   f:close()
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = h.slurp
 
 -- Spins for seconds of CPU time without yielding.
 local function spin(seconds)

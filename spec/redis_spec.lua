@@ -32,19 +32,9 @@ return wslua.host { listen = "127.0.0.1:0", pubsub = os.getenv("PROBE_REDIS"),
   wslua.router():get("/ws", wslua.websocket(Probe)) }
 ]]
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = h.quote
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = h.slurp
 
 local function shell(cmd)
   local p = io.popen(cmd)

@@ -7,9 +7,7 @@ local wslua = require "wslua"
 local h = require "helpers"
 local http = require "helpers.http"
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = h.quote
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

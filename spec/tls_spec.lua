@@ -13,15 +13,7 @@ local interop = require "helpers.interop"
 local quote = interop.quote
 local MiB = 1024 * 1024
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = h.slurp
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

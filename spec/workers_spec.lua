@@ -46,19 +46,9 @@ return wslua.host { listen = "127.0.0.1:0",
   wslua.router():get("/ws", wslua.websocket(Probe)) }
 ]]
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local quote = h.quote
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = h.slurp
 
 -- Starts the binary in the background (a shell stays to reap it, so its
 -- exit code is known) and waits until every worker serves.

@@ -7,6 +7,22 @@ local helpers = {}
 helpers.bin = os.getenv("WSLUA_BIN") or "build/wslua"
 helpers.source_dir = os.getenv("WSLUA_SOURCE_DIR") or "."
 
+-- A shell word for s (single-quoted).
+function helpers.quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- A whole file's bytes, or nil when it cannot be read.
+function helpers.slurp(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 -- Runs fn in a coroutine and the loop until it is done (bounded). Called
 -- from inside such a coroutine, it runs fn right there: the loop is
 -- already running, and it must not run inside itself.
