@@ -6,10 +6,10 @@ local Message = require "wslua.message"
 describe("scheduler.call", function()
   it("runs the next call in the coroutine of a call that returned", function()
     local first, second
-    scheduler.call(function()
+    scheduler.call(nil, nil, function()
       first = coroutine.running()
     end)
-    scheduler.call(function()
+    scheduler.call(nil, nil, function()
       second = coroutine.running()
     end)
     assert.is_true(first == second)
@@ -18,11 +18,11 @@ describe("scheduler.call", function()
 
   it("leaves a waiting call its coroutine and resumes it once", function()
     local waiting, got, other
-    scheduler.call(function(a)
+    scheduler.call(nil, nil, function(a)
       waiting = coroutine.running()
       got = { a, scheduler.wait() }
-    end, nil, "arg")
-    scheduler.call(function()
+    end, "arg")
+    scheduler.call(nil, nil, function()
       other = coroutine.running()
     end)
     assert.is_false(waiting == other)
@@ -31,7 +31,7 @@ describe("scheduler.call", function()
     assert.are.same({ "arg", "value" }, got)
     -- Back in the pool: the next call runs there, not in a new one.
     local again
-    scheduler.call(function()
+    scheduler.call(nil, nil, function()
       again = coroutine.running()
     end)
     assert.is_true(again == waiting or again == other)
@@ -39,26 +39,49 @@ describe("scheduler.call", function()
 
   it("reports a failed call and does not run another in its coroutine", function()
     local failed, trace
-    scheduler.call(function()
+    scheduler.call(nil, function(t)
+      trace = t
+    end, function()
       failed = coroutine.running()
       error("boom")
-    end, function(t)
-      trace = t
     end)
     assert.matches("boom", trace)
     assert.are.equal("dead", coroutine.status(failed))
     local next_co
-    scheduler.call(function()
+    scheduler.call(nil, nil, function()
       next_co = coroutine.running()
     end)
     assert.is_false(next_co == failed)
   end)
 
+  it("hands a failure to the _failed method of an object given as on_error", function()
+    local client = {}
+    function client:_failed(trace)
+      self.trace = trace
+    end
+    scheduler.call(nil, client, function()
+      error("bang")
+    end)
+    assert.matches("bang", client.trace)
+  end)
+
+  it("gives the call's budget to what it spawns, and restores the caller's", function()
+    local inner
+    assert.is_nil(scheduler.budget())
+    scheduler.call(0.25, nil, function()
+      scheduler.spawn(function()
+        inner = scheduler.budget()
+      end)
+    end)
+    assert.are.equal(0.25, inner)
+    assert.is_nil(scheduler.budget())
+  end)
+
   it("passes every argument, nils included", function()
     local got
-    scheduler.call(function(...)
+    scheduler.call(nil, nil, function(...)
       got = table.pack(...)
-    end, nil, 1, nil, 3, nil)
+    end, 1, nil, 3, nil)
     assert.are.equal(4, got.n)
     assert.are.same({ 1, nil, 3, nil, n = 4 }, got)
   end)

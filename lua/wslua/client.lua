@@ -17,12 +17,11 @@ function Client.new(conn, endpoint, buffer_limit)
     remote_addr = conn:remote_addr(),
     endpoint = endpoint,
     data = {},          -- session state, the script's
-    inbox = {},         -- messages for messages()/receive(): inbox[first..last]
-    inbox_first = 1,
-    inbox_last = 0,
-    inbox_waiter = nil,
-    current = nil,      -- the message now arriving
-    drain_waiters = {}, -- coroutines in client:drain()
+    -- Made when first needed (most clients never use them):
+    -- inbox: messages for messages()/receive(), inbox[inbox.first..inbox.last]
+    -- inbox_waiter: the coroutine in next_message()
+    -- current: the message now arriving, when it came in pieces
+    -- drain_waiters: coroutines in client:drain()
     closed = false,
   }, Client)
 end
@@ -40,6 +39,9 @@ end
 function Client:send(payload, mode)
   if type(payload) ~= "string" then
     error("bad argument #1 to 'send' (string expected, got " .. type(payload) .. ")", 2)
+  end
+  if mode == nil or mode == "text" then
+    return self.conn:send(payload, false)
   end
   return self.conn:send(payload, payload_mode(mode))
 end
@@ -73,6 +75,10 @@ function Client:drain()
     return true
   end
   local waiters = self.drain_waiters
+  if not waiters then
+    waiters = {}
+    self.drain_waiters = waiters
+  end
   waiters[#waiters + 1] = coroutine.running()
   return scheduler.wait()
 end
@@ -107,10 +113,10 @@ end
 -- Wakes every coroutine in drain() with these values.
 local function wake_drainers(self, ...)
   local waiters = self.drain_waiters
-  if #waiters == 0 then
+  if not waiters then
     return
   end
-  self.drain_waiters = {}
+  self.drain_waiters = nil
   for _, co in ipairs(waiters) do
     scheduler.resume(co, ...)
   end
@@ -152,8 +158,13 @@ end
 
 -- For messages()/receive(): queue the message and wake the reader.
 function Client:_deliver(msg)
-  self.inbox_last = self.inbox_last + 1
-  self.inbox[self.inbox_last] = msg
+  local inbox = self.inbox
+  if not inbox then
+    inbox = { first = 1, last = 0 }
+    self.inbox = inbox
+  end
+  inbox.last = inbox.last + 1
+  inbox[inbox.last] = msg
   local co = self.inbox_waiter
   if co then
     self.inbox_waiter = nil
@@ -180,10 +191,11 @@ end
 -- gone and every message has been taken.
 function Client:next_message()
   while true do
-    local msg = self.inbox[self.inbox_first]
+    local inbox = self.inbox
+    local msg = inbox and inbox[inbox.first]
     if msg then
-      self.inbox[self.inbox_first] = nil
-      self.inbox_first = self.inbox_first + 1
+      inbox[inbox.first] = nil
+      inbox.first = inbox.first + 1
       return msg
     end
     if self.closed then

@@ -11,6 +11,7 @@ local owners = require "wslua.owners"
 local scheduler = require "wslua.scheduler"
 local topics = require "wslua.topics"
 local Client = require "wslua.client"
+local Message = require "wslua.message"
 
 local Endpoint = {}
 Endpoint.__index = Endpoint
@@ -285,58 +286,88 @@ function Endpoint:_serve(req, res)
   return true
 end
 
+-- A client of an endpoint: its events go to the endpoint's handler. The
+-- methods live here, not in closures per client, so an idle client costs
+-- one table.
+local Member = setmetatable({}, { __index = Client })
+Member.__index = Member
+Member.__tostring = Client.__tostring
+
+local call, whole = scheduler.call, Message.whole
+
+-- Pieces of each message go to the message; a new message starts a
+-- handler call of its own (or waits in the inbox for messages()). A
+-- message in one piece (the common case) takes the short way.
+function Member:_data(piece, binary, first, last)
+  local msg
+  if first and last then
+    msg = whole(binary, piece)
+  else
+    msg = Client._data(self, piece, binary, first, last)
+    if not msg then
+      return
+    end
+  end
+  local h = self.endpoint.handler
+  if type(h) == "function" then
+    return self:_deliver(msg)
+  end
+  local on_data = h.on_data
+  if on_data then
+    call(self.budget, self, on_data, h, self, msg)
+  end
+end
+
+function Member:_drained()
+  Client._drained(self)
+  local h = self.endpoint.handler
+  if type(h) == "table" and h.on_drain then
+    call(self.budget, self, h.on_drain, h, self)
+  end
+end
+
+-- A handler of this client failed: 1011, and the route's error count.
+function Member:_failed(trace)
+  observe.failed(self.label)
+  log.error("%s: handler failed, closing with 1011: %s", tostring(self), trace)
+  self:close(1011, "internal error")
+end
+
+function Member:_closed(code, reason, err)
+  Client._closed(self, code, reason, err)
+  local endpoint = self.endpoint
+  endpoint.clients_by_id[self.id] = nil
+  endpoint.count = endpoint.count - 1
+  observe.ws_close(self, code, reason, err)
+  local label = self.label
+  scheduler.spawn(endpoint._call, function(trace)
+    observe.failed(label)
+    log.error("on_close failed: %s", trace)
+  end, endpoint, "on_close", self, code, reason)
+end
+
 function Endpoint:_open(req, protocol, data, extensions)
-  local client = Client.new(req.conn, self, self.options.max_message or MiB)
+  local client = setmetatable(Client.new(req.conn, self, self.options.max_message or MiB),
+    Member)
   client.remote_addr, client.peer_addr = req.remote_addr, req.peer_addr
   client.protocol = protocol
   client.extensions = extensions
   client.compressed = extensions ~= nil
   client.path = req.path
+  -- Its handler calls get the budget of the upgrade's (the listener's).
+  client.budget = scheduler.budget()
+  client.label = observe.label(req)
   owners.set(req.conn, client)
   self.clients_by_id[client.id] = client
   self.count = self.count + 1
-  local endpoint = self
   observe.ws_open(client, req)
-  local function fail(trace)
-    observe.failed(observe.label(req))
-    log.error("%s: handler failed, closing with 1011: %s", tostring(client), trace)
-    client:close(1011, "internal error")
-  end
-  -- Pieces of each message go to the message; a new message starts a
-  -- handler call of its own (or waits in the inbox for messages()).
-  function client._data(c, piece, binary, first, last)
-    local msg = Client._data(c, piece, binary, first, last)
-    if msg then
-      if type(endpoint.handler) == "function" then
-        c:_deliver(msg)
-      else
-        scheduler.call(endpoint._call, fail, endpoint, "on_data", c, msg)
-      end
-    end
-  end
-  function client._drained(c)
-    Client._drained(c)
-    if type(endpoint.handler) == "table" and endpoint.handler.on_drain then
-      scheduler.call(endpoint._call, fail, endpoint, "on_drain", c)
-    end
-  end
-  function client._closed(c, code, reason, err)
-    Client._closed(c, code, reason, err)
-    endpoint.clients_by_id[c.id] = nil
-    endpoint.count = endpoint.count - 1
-    observe.ws_close(c, code, reason, err)
-    scheduler.spawn(endpoint._call, function(trace)
-      observe.failed(observe.label(req))
-      log.error("on_close failed: %s", trace)
-    end, endpoint, "on_close", c, code, reason)
-  end
   if type(self.handler) == "function" then
     scheduler.spawn(function()
       self.handler(client, req)
       client:close(1000)
-    end, fail)
+    end, client)
   else
-    scheduler.spawn(self._call, fail, self, "on_open", client, data)
+    scheduler.spawn(self._call, client, self, "on_open", client, data)
   end
 end
 

@@ -29,10 +29,8 @@ end
 function Message.whole(binary, body)
   return setmetatable({
     binary = binary,
-    held = #body,
     body = body, -- what read() or chunks() has not taken ("": all taken)
     done = true,
-    closed = false,
   }, Message)
 end
 
@@ -85,7 +83,7 @@ end
 function Message:read()
   local body = self.body
   if body then
-    self.body, self.held = "", 0
+    self.body = ""
     return body
   end
   while not self.done do
@@ -107,7 +105,7 @@ function Message:chunks()
       if body == "" then
         return nil
       end
-      self.body, self.held = "", 0
+      self.body = ""
       return body
     end
     while true do

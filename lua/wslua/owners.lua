@@ -1,5 +1,7 @@
 -- Who owns each connection on the Lua side: the object (a Client, a
 -- Response) whose _data and _closed methods get the connection's events.
+-- Message data goes from the core straight to owner:_data (conn:_own), on
+-- the owner's own budget: it is the path of every message.
 local scheduler = require "wslua.scheduler"
 
 local owners = {}
@@ -8,6 +10,7 @@ local by_conn = {}
 
 function owners.set(conn, owner)
   by_conn[conn] = owner
+  conn:_own(owner)
 end
 
 function owners.get(conn)
@@ -26,12 +29,6 @@ function owners.handlers(request, budget)
         owner:_open(protocol)
       end
     end,
-    data = function(conn, piece, binary, first, last)
-      local owner = by_conn[conn]
-      if owner and owner._data then
-        owner:_data(piece, binary, first, last)
-      end
-    end,
     drain = function(conn)
       local owner = by_conn[conn]
       if owner and owner._drained then
@@ -41,6 +38,7 @@ function owners.handlers(request, budget)
     close = function(conn, code, reason, err)
       local owner = by_conn[conn]
       by_conn[conn] = nil
+      conn:_own(nil)
       if owner and owner._closed then
         owner:_closed(code, reason, err)
       end

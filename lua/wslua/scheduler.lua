@@ -7,15 +7,19 @@ local log = require "wslua.log"
 
 local scheduler = {}
 
--- coroutine -> function called with the traceback if it fails (or false)
-local tasks = setmetatable({}, { __mode = "k" })
+local resume = core.resume -- coroutine.resume, holding a handler budget
 
--- coroutine -> seconds it may run each time it is resumed, before it waits
--- again (the handler budget; see src/lua/budget.c). A coroutine spawned
--- while a server event is handled (scheduler.within) gets that listener's
--- budget; one spawned by a handler, its parent's. Scripts and specs driving
--- wslua from outside a server (wslua.run) have none.
+-- Parked coroutines (waiting to be resumed): what to call if they fail
+-- (see failed) and the seconds they may run each time they are resumed,
+-- before they wait again (the handler budget; see src/lua/budget.c). A
+-- coroutine that runs now is in neither: its caller holds both.
+local on_errors = setmetatable({}, { __mode = "k" })
 local budgets = setmetatable({}, { __mode = "k" })
+
+-- The budget of what runs now: a coroutine spawned now gets it. Set while
+-- a server event is handled (scheduler.within) to that listener's budget,
+-- and while a coroutine is resumed to its own. Scripts and specs driving
+-- wslua from outside a server (wslua.run) have none.
 local current_budget = nil
 
 -- The default budget of a host's handlers (host option handler_budget).
@@ -40,67 +44,83 @@ function worker(fn, ...)
   return idle()
 end
 
-local function finish(co, ok, err)
-  if ok and err == IDLE then
-    tasks[co] = nil
-    budgets[co] = nil
-    if pooled < POOL_MAX then
-      pooled = pooled + 1
-      pool[pooled] = co
-    end
-    return
-  end
-  if coroutine.status(co) ~= "dead" then
-    return
-  end
-  local on_error = tasks[co]
-  tasks[co] = nil
-  budgets[co] = nil
-  if not ok then
-    local trace = debug.traceback(co, tostring(err))
-    -- Let go of what the dead coroutine's stack holds (a handler that ran
-    -- out of memory may hold most of it) before the error is handled.
-    coroutine.close(co)
-    if on_error then
-      on_error(trace)
-    else
-      log.error("handler failed: %s", trace)
-    end
+-- A coroutine failed with err: on_error gets the traceback. on_error is a
+-- function, or an object whose _failed method takes it (a client: one
+-- table per call, not one closure per client); false or nil: logged.
+local function failed(co, on_error, err)
+  local trace = debug.traceback(co, tostring(err))
+  -- Let go of what the dead coroutine's stack holds (a handler that ran
+  -- out of memory may hold most of it) before the error is handled.
+  coroutine.close(co)
+  if type(on_error) == "function" then
+    on_error(trace)
+  elseif on_error then
+    on_error:_failed(trace)
+  else
+    log.error("handler failed: %s", trace)
   end
 end
 
-local function leave(running, budget, started, co, ok, err)
-  core.budget_leave(running, budget, started)
-  finish(co, ok, err)
+-- After co ran with this budget and on_error: pooled again if its call
+-- returned, parked if it waits, forgotten if it ended or failed.
+local function settle(co, budget, on_error, ok, err)
+  if ok then
+    if err == IDLE then
+      if pooled < POOL_MAX then
+        pooled = pooled + 1
+        pool[pooled] = co
+      end
+    elseif coroutine.status(co) ~= "dead" then
+      on_errors[co] = on_error or false
+      budgets[co] = budget
+    end
+  else
+    failed(co, on_error, err)
+  end
+end
+
+-- Runs co with these values under budget; what runs now gets the budget.
+local function run(co, budget, on_error, ...)
+  local prev = current_budget
+  current_budget = budget
+  settle(co, budget, on_error, resume(co, budget, ...))
+  current_budget = prev
 end
 
 -- Resumes a parked coroutine with these values.
 function scheduler.resume(co, ...)
-  local running, budget, started = core.budget_enter(co, budgets[co])
-  leave(running, budget, started, co, coroutine.resume(co, ...))
+  local on_error = on_errors[co]
+  if on_error == nil then
+    -- Not parked by the scheduler: running, dead, or not ours.
+    local ok, err = resume(co, nil, ...)
+    if not ok then
+      log.error("handler failed: %s", debug.traceback(co, tostring(err)))
+    end
+    return
+  end
+  local budget = budgets[co]
+  on_errors[co], budgets[co] = nil, nil
+  run(co, budget, on_error, ...)
 end
 
 -- The budget a coroutine spawned now would get.
 function scheduler.budget()
-  local running, main = coroutine.running()
-  return current_budget or (not main and budgets[running]) or nil
+  return current_budget
 end
 
 -- Runs fn(...) in a new coroutine, now, until it first waits or ends.
 -- on_error(traceback) runs if it fails.
 function scheduler.spawn(fn, on_error, ...)
   local co = coroutine.create(fn)
-  tasks[co] = on_error or false
-  budgets[co] = scheduler.budget()
-  scheduler.resume(co, ...)
+  run(co, current_budget, on_error, ...)
   return co
 end
 
 -- As spawn, for the server's own handler calls (one per message), in a
--- coroutine from the pool: nobody else may hold it after the call returns,
--- so it is not returned. The budget is the same as spawn's, and held each
--- time the call is resumed (budget_enter clears a hook left from before).
-function scheduler.call(fn, on_error, ...)
+-- coroutine from the pool, under budget (seconds or nil): nobody else may
+-- hold it after the call returns, so it is not returned. on_error as in
+-- failed (a function or an object with _failed).
+function scheduler.call(budget, on_error, fn, ...)
   local co
   if pooled > 0 then
     co = pool[pooled]
@@ -109,9 +129,7 @@ function scheduler.call(fn, on_error, ...)
   else
     co = coroutine.create(worker)
   end
-  tasks[co] = on_error or false
-  budgets[co] = scheduler.budget()
-  scheduler.resume(co, fn, ...)
+  run(co, budget, on_error, fn, ...)
 end
 
 -- Calls fn(...) (not in a coroutine of its own) so that the coroutines it

@@ -1,5 +1,5 @@
-/* Handler budgets. The scheduler calls budget_enter before it resumes a
- * handler coroutine and budget_leave after. The budget is CPU time of the
+/* Handler budgets. The scheduler resumes handler coroutines with
+ * core.resume, which holds the budget while the coroutine runs. The budget is CPU time of the
  * VM's thread, so a loaded machine that starves the process does not stop
  * handlers that keep to it. No hook runs while handlers keep to their
  * budgets: a watchdog thread (one per VM, started with the first budget)
@@ -142,58 +142,109 @@ static watchdog_t *watchdog(lua_State *L) {
   return d;
 }
 
-/* core.budget_enter(co, seconds | nil) -> what budget_leave restores. With
- * seconds (> 0) the coroutine must wait again before it has used that much
- * CPU time; without, it runs under whatever budget is in force (that of the
- * handler resuming it, if any). */
-static int budget_enter(lua_State *L) {
-  lua_State *co = lua_tothread(L, 1);
-  lua_Number seconds = luaL_optnumber(L, 2, 0);
-  watchdog_t *d;
-  luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+/* What a resume replaces in the watchdog, put back when it returns (a
+ * handler may resume another coroutine, under a budget of its own). */
+typedef struct {
+  int tracked; /* 0: no budget was in force or asked for */
+  lua_State *running;
+  double budget;
+  uint64_t started;
+} saved_t;
+
+/* With seconds (> 0) the coroutine must wait again before it has used that
+ * much CPU time; without, it runs under whatever budget is in force (that
+ * of the handler resuming it, if any). */
+static void enter(lua_State *L, lua_State *co, lua_Number seconds,
+                  saved_t *saved) {
+  saved->tracked = 0;
   depth++;
-  if (dog == NULL && seconds <= 0) {
-    lua_pushnil(L);
-    return 1;
-  }
-  d = watchdog(L);
+  if (dog == NULL && seconds <= 0)
+    return;
+  watchdog_t *d = watchdog(L);
   /* A coroutine stopped before, whose error a pcall caught, starts again
    * without the hook. */
   if (lua_gethook(co) == on_count)
     lua_sethook(co, NULL, 0, 0);
   uv_mutex_lock(&d->lock);
-  lua_pushlightuserdata(L, d->running);
-  lua_pushnumber(L, d->budget);
-  lua_pushinteger(L, (lua_Integer)d->started);
+  saved->tracked = 1;
+  saved->running = d->running;
+  saved->budget = d->budget;
+  saved->started = d->started;
   d->running = co;
   if (seconds > 0) {
     d->budget = seconds;
     d->started = 0;
   }
   uv_mutex_unlock(&d->lock);
-  return 3;
 }
 
-/* core.budget_leave(...): after the resume returned, whatever it returned;
- * takes what budget_enter returned. */
-static int budget_leave(lua_State *L) {
+static void leave(const saved_t *saved) {
   if (depth > 0)
     depth--;
-  if (lua_isnoneornil(L, 1) && lua_isnoneornil(L, 2))
-    return 0;
-  if (dog == NULL)
-    return 0;
+  if (!saved->tracked || dog == NULL)
+    return;
   uv_mutex_lock(&dog->lock);
-  dog->running = lua_touserdata(L, 1);
-  dog->budget = lua_tonumber(L, 2);
-  dog->started = (uint64_t)lua_tointeger(L, 3);
+  dog->running = saved->running;
+  dog->budget = saved->budget;
+  dog->started = saved->started;
   uv_mutex_unlock(&dog->lock);
-  return 0;
+}
+
+/* Whether co can be resumed: suspended in a yield, or not started yet (a
+ * function on its stack and no call running). */
+static int resumable(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  if (co == L)
+    return 0;
+  if (lua_status(co) == LUA_YIELD)
+    return 1;
+  return lua_status(co) == LUA_OK && !lua_getstack(co, 0, &ar) &&
+         lua_gettop(co) > 0;
+}
+
+/* core.resume(co, seconds | nil, ...) -> as coroutine.resume: true and what
+ * the coroutine yielded or returned, or false and the error. The handler
+ * budget is held while it runs (one C call per resume: it is on every
+ * message's path). */
+static int budget_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+  lua_Number seconds = luaL_optnumber(L, 2, 0);
+  int narg = lua_gettop(L) - 2;
+  if (!resumable(L, co)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "cannot resume non-suspended coroutine");
+    return 2;
+  }
+  if (!lua_checkstack(co, narg)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "too many arguments to resume");
+    return 2;
+  }
+  saved_t saved;
+  enter(L, co, seconds, &saved);
+  lua_xmove(L, co, narg);
+  int nres;
+  int status = lua_resume(co, L, narg, &nres);
+  leave(&saved);
+  if (status != LUA_OK && status != LUA_YIELD) {
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1); /* the error */
+    return 2;
+  }
+  if (!lua_checkstack(L, nres + 1)) {
+    lua_pop(co, nres);
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "too many results to resume");
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_xmove(co, L, nres);
+  return nres + 1;
 }
 
 static const luaL_Reg budget_funcs[] = {
-    {"budget_enter", budget_enter},
-    {"budget_leave", budget_leave},
+    {"resume", budget_resume},
     {NULL, NULL},
 };
 

@@ -15,8 +15,8 @@
  * this thread's VM: 0 when the loop or the host's own code runs. */
 int wsl_budget_depth(void);
 
-/* Registers budget_enter and budget_leave in the module table on top of the
- * stack. */
+/* Registers resume (a coroutine run under a budget) in the module table on
+ * top of the stack. */
 void wsl_lua_open_budget(lua_State *L);
 
 #endif

@@ -40,7 +40,8 @@ wsl_conn_t *wsl_lua_conn_check(lua_State *L, int idx) {
 
 void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
   handlers_idx = lua_absindex(L, handlers_idx);
-  lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 1);
+  /* User values: 1 the handler table, 2 the owner (conn:_own). */
+  lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 2);
   lc->conn = c;
   memset(&lc->stats, 0, sizeof lc->stats);
   lc->id = next_seq++ * wsl_worker_count() + wsl_worker_id();
@@ -175,12 +176,22 @@ static void on_open(wsl_conn_t *c, const wsl_http_request_t *resp) {
   wsl_vm_call(L, 2, "open handler");
 }
 
+/* Message data goes straight to the owner's _data method (see conn:_own):
+ * it is on every message's path, so no handler table in between. */
 static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
                     int first, int last) {
   lua_State *L = wsl_vm()->L;
   lconn_t *lc = wsl_conn_data(c);
-  if (!push_handler(L, lc, "data"))
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+  if (lua_getiuservalue(L, -1, 2) != LUA_TTABLE) {
+    lua_pop(L, 2);
     return;
+  }
+  if (lua_getfield(L, -1, "_data") != LUA_TFUNCTION) {
+    lua_pop(L, 3);
+    return;
+  }
+  lua_replace(L, -3); /* _data, owner */
   lua_pushlstring(L, data ? data : "", len);
   lua_pushboolean(L, opcode == WSL_OP_BINARY);
   lua_pushboolean(L, first);
@@ -526,6 +537,15 @@ static int conn_id(lua_State *L) {
   return 1;
 }
 
+/* conn:_own(owner): the object whose _data method gets the connection's
+ * message data (a Client); nil: none. Set by owners.set. */
+static int conn_own(lua_State *L) {
+  check_conn(L, 1);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 2);
+  return 0;
+}
+
 static int conn_compressed(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
   lua_pushboolean(L, lc->conn && wsl_conn_compressed(lc->conn));
@@ -655,6 +675,7 @@ static const luaL_Reg conn_methods[] = {
     {"id", conn_id},
     {"is_open", conn_is_open},
     {"compressed", conn_compressed},
+    {"_own", conn_own},
     {NULL, NULL},
 };
 
