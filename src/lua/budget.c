@@ -1,8 +1,8 @@
 /* Handler budgets. The scheduler resumes handler coroutines with
- * core.resume, which holds the budget while the coroutine runs. The budget is CPU time of the
- * VM's thread, so a loaded machine that starves the process does not stop
- * handlers that keep to it. No hook runs while handlers keep to their
- * budgets: a watchdog thread (one per VM, started with the first budget)
+ * core.resume, which holds the budget while the coroutine runs. The budget is
+ * CPU time of the VM's thread, so a loaded machine that starves the process
+ * does not stop handlers that keep to it. No hook runs while handlers keep to
+ * their budgets: a watchdog thread (one per VM, started with the first budget)
  * reads the VM thread's CPU clock every WSL_BUDGET_TICK_MS and, once the
  * running handler has used its budget, sets a count hook on its coroutine,
  * as lua.c does from its SIGINT handler (lua_sethook may be called

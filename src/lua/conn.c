@@ -252,7 +252,7 @@ static int result(lua_State *L, int r) {
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, r == UV_ENOBUFS      ? "send buffer full"
+  lua_pushstring(L, r == UV_ENOBUFS     ? "send buffer full"
                     : r == WSL_EDROPPED ? "dropped"
                                         : "closed");
   return 2;
@@ -267,8 +267,8 @@ static int conn_send(lua_State *L) {
   wsl_conn_t *c = live(L, lc);
   if (c == NULL)
     return 2;
-  return result(L, wsl_conn_send(c, binary ? WSL_OP_BINARY : WSL_OP_TEXT,
-                                 data, len));
+  return result(
+      L, wsl_conn_send(c, binary ? WSL_OP_BINARY : WSL_OP_TEXT, data, len));
 }
 
 static int conn_ping(lua_State *L) {
@@ -289,9 +289,10 @@ static int conn_close(lua_State *L) {
   lua_Integer code = luaL_optinteger(L, 2, 1000);
   size_t len = 0;
   const char *reason = luaL_optlstring(L, 3, "", &len);
-  luaL_argcheck(L, code == 1000 || (code >= 3000 && code <= 4999) ||
-                       (code >= 1001 && code <= 1014 && code != 1004 &&
-                        code != 1005 && code != 1006),
+  luaL_argcheck(L,
+                code == 1000 || (code >= 3000 && code <= 4999) ||
+                    (code >= 1001 && code <= 1014 && code != 1004 &&
+                     code != 1005 && code != 1006),
                 2, "not a close code an endpoint may send");
   luaL_argcheck(L, len <= 123, 3, "close reason over 123 bytes");
   wsl_conn_t *c = live(L, lc);
@@ -386,14 +387,15 @@ static void read_deflate_options(lua_State *L, int idx, wsl_ws_options_t *o) {
   o->deflate = 1;
   if (t == LUA_TTABLE) {
     int ct = lua_gettop(L);
-    c->level = (int)wsl_lua_optfield(L, ct, "level", c->level < 0 ? 6 : c->level);
+    c->level =
+        (int)wsl_lua_optfield(L, ct, "level", c->level < 0 ? 6 : c->level);
     c->mem_level = (int)wsl_lua_optfield(L, ct, "mem_level", c->mem_level);
     c->window_bits =
         (int)wsl_lua_optfield(L, ct, "window_bits", c->window_bits);
     c->peer_window_bits =
         (int)wsl_lua_optfield(L, ct, "peer_window_bits", c->peer_window_bits);
-    c->threshold = (size_t)wsl_lua_optfield(L, ct, "threshold",
-                                            (lua_Number)c->threshold);
+    c->threshold =
+        (size_t)wsl_lua_optfield(L, ct, "threshold", (lua_Number)c->threshold);
     lua_getfield(L, ct, "server_no_context_takeover");
     if (!lua_isnil(L, -1))
       c->server_no_context_takeover = lua_toboolean(L, -1);
@@ -410,15 +412,17 @@ static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o) {
   if (lua_isnoneornil(L, idx))
     return;
   luaL_checktype(L, idx, LUA_TTABLE);
-  o->max_message =
-      (uint64_t)wsl_lua_optfield(L, idx, "max_message", (lua_Number)o->max_message);
+  o->max_message = (uint64_t)wsl_lua_optfield(L, idx, "max_message",
+                                              (lua_Number)o->max_message);
   o->max_frame = (uint64_t)wsl_lua_optfield(L, idx, "max_frame", 0);
-  o->idle_timeout_ms = (uint64_t)(
-      wsl_lua_optfield(L, idx, "idle_timeout", o->idle_timeout_ms / 1000.0) *
-      1000);
-  o->close_timeout_ms = (uint64_t)(
-      wsl_lua_optfield(L, idx, "close_timeout", o->close_timeout_ms / 1000.0) *
-      1000);
+  o->idle_timeout_ms =
+      (uint64_t)(wsl_lua_optfield(L, idx, "idle_timeout",
+                                  o->idle_timeout_ms / 1000.0) *
+                 1000);
+  o->close_timeout_ms =
+      (uint64_t)(wsl_lua_optfield(L, idx, "close_timeout",
+                                  o->close_timeout_ms / 1000.0) *
+                 1000);
   o->max_backpressure = (size_t)wsl_lua_optfield(
       L, idx, "max_backpressure", (lua_Number)o->max_backpressure);
   o->low_water = (size_t)wsl_lua_optfield(L, idx, "low_water", 0);
@@ -454,10 +458,9 @@ static int conn_upgrade(lua_State *L) {
   const char *offer = luaL_optlstring(L, 6, NULL, &offer_len);
   wsl_buf_t extensions = WSL_BUF_INIT;
   if (options.deflate)
-    options.deflate =
-        offer && wsl_deflate_negotiate(offer, offer_len, &options.deflate_config,
-                                       &options.deflate_params,
-                                       &extensions) == 1;
+    options.deflate = offer && wsl_deflate_negotiate(
+                                   offer, offer_len, &options.deflate_config,
+                                   &options.deflate_params, &extensions) == 1;
   wsl_buf_append(&extensions, "", 1); /* NUL-terminated */
   wsl_buf_t out = WSL_BUF_INIT;
   wsl_handshake_response(&out, accept, protocol,
@@ -648,8 +651,8 @@ static int core_connect(lua_State *L) {
   dial.server_name = lua_tostring(L, -1);
   wsl_ws_options_t options;
   read_ws_options(L, 1, &options);
-  wsl_conn_t *c = wsl_connect(wsl_vm()->loop, &dial, &options,
-                              &wsl_lua_conn_handler, NULL);
+  wsl_conn_t *c =
+      wsl_connect(wsl_vm()->loop, &dial, &options, &wsl_lua_conn_handler, NULL);
   if (c == NULL)
     return luaL_error(L, "out of memory");
   wsl_lua_conn_attach(L, c, 2);
