@@ -29,12 +29,17 @@ static const char usage[] =
     "  --dev               serve the dev console at /_wslua (routes, a client\n"
     "                      for any WebSocket route, live events); not in\n"
     "                      production\n"
-    "  --log-format FORMAT text or json (default: text on a terminal, else json)\n"
-    "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM certificate\n"
-    "  --tls-key FILE      its private key (if not inside the certificate file)\n"
-    "  --max-memory MB     cap the Lua heap: a handler that would pass it gets\n"
+    "  --log-format FORMAT text or json (default: text on a terminal, else "
+    "json)\n"
+    "  --tls-cert FILE     serve TLS (https://, wss://) with this PEM "
+    "certificate\n"
+    "  --tls-key FILE      its private key (if not inside the certificate "
+    "file)\n"
+    "  --max-memory MB     cap the Lua heap: a handler that would pass it "
+    "gets\n"
     "                      a \"not enough memory\" error (default: no cap)\n"
-    "  --workers N         N threads, each with its own loop and Lua VM, sharing\n"
+    "  --workers N         N threads, each with its own loop and Lua VM, "
+    "sharing\n"
     "                      the listen addresses (default 1)\n"
     "  --redis URL         carry topics and broadcasts across processes over\n"
     "                      Redis pub/sub (redis://HOST:PORT)\n"
@@ -191,7 +196,7 @@ static void *heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (h->limit && nsize > old && h->used - old + nsize > h->limit &&
       wsl_budget_depth() > 0)
     return NULL;
-  p = realloc(ptr, nsize);
+  p = ptr ? realloc(ptr, nsize) : malloc(nsize);
   if (p != NULL)
     h->used = h->used - old + nsize;
   return p;
@@ -232,8 +237,8 @@ static int run_vm(uv_loop_t *loop, void *arg) {
     fputs("wslua: cannot create the Lua state\n", stderr);
     return 1;
   }
-  heap.used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 +
-              (size_t)lua_gc(L, LUA_GCCOUNTB);
+  heap.used =
+      (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
   heap.limit = o->max_memory;
   lua_setallocf(L, heap_alloc, &heap);
   luaL_openlibs(L);

@@ -297,7 +297,8 @@ local call, whole = scheduler.call, Message.whole
 
 -- Pieces of each message go to the message; a new message starts a
 -- handler call of its own (or waits in the inbox for messages()). A
--- message in one piece (the common case) takes the short way.
+-- message in one piece (the common case) for a table of handlers takes
+-- the short way, in C (src/lua/dispatch.c), and does not come here.
 function Member:_data(piece, binary, first, last)
   local msg
   if first and last then
@@ -317,6 +318,8 @@ function Member:_data(piece, binary, first, last)
     call(self.budget, self, on_data, h, self, msg)
   end
 end
+
+core.dispatch_init { member = Member }
 
 function Member:_drained()
   Client._drained(self)

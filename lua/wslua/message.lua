@@ -4,6 +4,7 @@
 -- be consumed). msg.binary tells text
 -- from binary. Both wait (yield) for pieces still on their way; if the
 -- connection goes away first they return nil, "closed".
+local core = require "wslua.core"
 local scheduler = require "wslua.scheduler"
 
 local Message = {}
@@ -25,7 +26,8 @@ function Message.new(binary, limit)
 end
 
 -- A message that arrived whole, in one piece (the common case): done from
--- the start, its body held as it is, with no table of pieces.
+-- the start, its body held as it is, with no table of pieces. For an
+-- endpoint's clients src/lua/dispatch.c builds the same table in C.
 function Message.whole(binary, body)
   return setmetatable({
     binary = binary,
@@ -126,6 +128,8 @@ function Message:chunks()
     end
   end
 end
+
+core.dispatch_init { message = Message }
 
 function Message:__tostring()
   return string.format("wslua.Message (%s%s)", self.binary and "binary" or "text",

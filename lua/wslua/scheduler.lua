@@ -16,25 +16,16 @@ local resume = core.resume -- coroutine.resume, holding a handler budget
 local on_errors = setmetatable({}, { __mode = "k" })
 local budgets = setmetatable({}, { __mode = "k" })
 
--- The budget of what runs now: a coroutine spawned now gets it. Set while
--- a server event is handled (scheduler.within) to that listener's budget,
--- and while a coroutine is resumed to its own. Scripts and specs driving
--- wslua from outside a server (wslua.run) have none.
-local current_budget = nil
-
 -- The default budget of a host's handlers (host option handler_budget).
 scheduler.default_budget = 0.5
 
--- Idle coroutines, each ready to run one more handler call (call takes
--- one before it creates one). A handler that returns gives its coroutine
--- back; one that fails leaves it dead; one that waits keeps it.
-local pool, pooled = {}, 0
-local POOL_MAX = 64
-local IDLE = {} -- what a pooled coroutine yields when its call returns
-
--- The body of a pooled coroutine: calls fn(...), then idle() yields IDLE
--- and calls what the next resume brings. Both are tail calls, so the stack
--- does not grow and an idle coroutine holds no arguments of its last call.
+-- Handler calls run in pooled coroutines (core.call, src/lua/dispatch.c):
+-- a handler that returns gives its coroutine back; one that fails leaves it
+-- dead; one that waits keeps it. This is the body of such a coroutine: it
+-- calls fn(...), then idle() yields IDLE and calls what the next resume
+-- brings. Both are tail calls, so the stack does not grow and an idle
+-- coroutine holds no arguments of its last call.
+local IDLE = core.IDLE
 local worker
 local function idle()
   return worker(coroutine.yield(IDLE))
@@ -61,16 +52,12 @@ local function failed(co, on_error, err)
   end
 end
 
--- After co ran with this budget and on_error: pooled again if its call
--- returned, parked if it waits, forgotten if it ended or failed.
+-- After co ran with this budget and on_error: parked if it waits,
+-- forgotten if it ended (a pooled one that came back from waiting too)
+-- or failed. core.call comes here for all but a call that returned.
 local function settle(co, budget, on_error, ok, err)
   if ok then
-    if err == IDLE then
-      if pooled < POOL_MAX then
-        pooled = pooled + 1
-        pool[pooled] = co
-      end
-    elseif coroutine.status(co) ~= "dead" then
+    if err ~= IDLE and coroutine.status(co) ~= "dead" then
       on_errors[co] = on_error or false
       budgets[co] = budget
     end
@@ -79,13 +66,7 @@ local function settle(co, budget, on_error, ok, err)
   end
 end
 
--- Runs co with these values under budget; what runs now gets the budget.
-local function run(co, budget, on_error, ...)
-  local prev = current_budget
-  current_budget = budget
-  settle(co, budget, on_error, resume(co, budget, ...))
-  current_budget = prev
-end
+core.dispatch_init { worker = worker, settle = settle }
 
 -- Resumes a parked coroutine with these values.
 function scheduler.resume(co, ...)
@@ -100,46 +81,35 @@ function scheduler.resume(co, ...)
   end
   local budget = budgets[co]
   on_errors[co], budgets[co] = nil, nil
-  run(co, budget, on_error, ...)
+  settle(co, budget, on_error, resume(co, budget, ...))
 end
 
--- The budget a coroutine spawned now would get.
-function scheduler.budget()
-  return current_budget
-end
+-- The budget a coroutine spawned now would get: that of the handler
+-- running, or of the server event being handled (within).
+scheduler.budget = core.budget
 
 -- Runs fn(...) in a new coroutine, now, until it first waits or ends.
 -- on_error(traceback) runs if it fails.
 function scheduler.spawn(fn, on_error, ...)
   local co = coroutine.create(fn)
-  run(co, current_budget, on_error, ...)
+  local budget = core.budget()
+  settle(co, budget, on_error, resume(co, budget, ...))
   return co
 end
 
--- As spawn, for the server's own handler calls (one per message), in a
--- coroutine from the pool, under budget (seconds or nil): nobody else may
--- hold it after the call returns, so it is not returned. on_error as in
--- failed (a function or an object with _failed).
-function scheduler.call(budget, on_error, fn, ...)
-  local co
-  if pooled > 0 then
-    co = pool[pooled]
-    pool[pooled] = nil
-    pooled = pooled - 1
-  else
-    co = coroutine.create(worker)
-  end
-  run(co, budget, on_error, fn, ...)
-end
+-- scheduler.call(budget, on_error, fn, ...): as spawn, for the server's own
+-- handler calls, in a coroutine from the pool, under budget (seconds or
+-- nil): nobody else may hold it after the call returns, so it is not
+-- returned. on_error as in failed (a function or an object with _failed).
+scheduler.call = core.call
 
 -- Calls fn(...) (not in a coroutine of its own) so that the coroutines it
 -- spawns get the budget seconds (nil or 0: none); returns what fn returns.
 -- The server's event handlers run this way.
 function scheduler.within(seconds, fn, ...)
-  local prev = current_budget
-  current_budget = seconds ~= 0 and seconds or nil
+  local prev = core.set_budget(seconds)
   local ok, a, b = pcall(fn, ...)
-  current_budget = prev
+  core.set_budget(prev)
   if not ok then
     error(a, 0)
   end

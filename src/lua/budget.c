@@ -190,6 +190,41 @@ static void leave(const saved_t *saved) {
   uv_mutex_unlock(&dog->lock);
 }
 
+/* The budget a coroutine spawned now gets (0: none): that of the coroutine
+ * running, or of the server event being handled (core.set_budget). */
+static _Thread_local lua_Number current;
+
+int wsl_budget_resume(lua_State *L, lua_State *co, lua_Number seconds, int narg,
+                      int *nres) {
+  saved_t saved;
+  lua_Number outer = current;
+  enter(L, co, seconds, &saved);
+  current = seconds;
+  lua_xmove(L, co, narg);
+  int status = lua_resume(co, L, narg, nres);
+  current = outer;
+  leave(&saved);
+  return status;
+}
+
+/* core.budget() -> the seconds a coroutine spawned now would get, or nil. */
+static int budget_current(lua_State *L) {
+  if (current > 0)
+    lua_pushnumber(L, current);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+/* core.set_budget(seconds | nil) -> the previous (seconds or nil): for a
+ * server event handled outside any coroutine (scheduler.within). */
+static int budget_set(lua_State *L) {
+  lua_Number seconds = luaL_optnumber(L, 1, 0);
+  budget_current(L);
+  current = seconds > 0 ? seconds : 0;
+  return 1;
+}
+
 /* Whether co can be resumed: suspended in a yield, or not started yet (a
  * function on its stack and no call running). */
 static int resumable(lua_State *L, lua_State *co) {
@@ -221,12 +256,8 @@ static int budget_resume(lua_State *L) {
     lua_pushliteral(L, "too many arguments to resume");
     return 2;
   }
-  saved_t saved;
-  enter(L, co, seconds, &saved);
-  lua_xmove(L, co, narg);
   int nres;
-  int status = lua_resume(co, L, narg, &nres);
-  leave(&saved);
+  int status = wsl_budget_resume(L, co, seconds, narg, &nres);
   if (status != LUA_OK && status != LUA_YIELD) {
     lua_pushboolean(L, 0);
     lua_xmove(co, L, 1); /* the error */
@@ -245,6 +276,8 @@ static int budget_resume(lua_State *L) {
 
 static const luaL_Reg budget_funcs[] = {
     {"resume", budget_resume},
+    {"budget", budget_current},
+    {"set_budget", budget_set},
     {NULL, NULL},
 };
 

@@ -15,8 +15,15 @@
  * this thread's VM: 0 when the loop or the host's own code runs. */
 int wsl_budget_depth(void);
 
-/* Registers resume (a coroutine run under a budget) in the module table on
- * top of the stack. */
+/* Resumes co with the narg values on top of L's stack, holding the budget
+ * of seconds (0: whatever is in force) while it runs, as lua_resume. co
+ * must be resumable. What runs inside gets seconds as its current budget
+ * (core.budget). */
+int wsl_budget_resume(lua_State *L, lua_State *co, lua_Number seconds,
+                      int narg, int *nres);
+
+/* Registers resume (a coroutine run under a budget), budget and set_budget
+ * in the module table on top of the stack. */
 void wsl_lua_open_budget(lua_State *L);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lua/dispatch.h"
 #include "lua/worker.h"
 #include "net/connect.h"
 #include "net/tls.h"
@@ -176,8 +177,9 @@ static void on_open(wsl_conn_t *c, const wsl_http_request_t *resp) {
   wsl_vm_call(L, 2, "open handler");
 }
 
-/* Message data goes straight to the owner's _data method (see conn:_own):
- * it is on every message's path, so no handler table in between. */
+/* Message data goes to the owner (see conn:_own) through dispatch.c, which
+ * runs an endpoint's on_data for a whole message without a Lua function
+ * in between: it is on every message's path. */
 static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
                     int first, int last) {
   lua_State *L = wsl_vm()->L;
@@ -187,11 +189,9 @@ static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
     lua_pop(L, 2);
     return;
   }
-  if (lua_getfield(L, -1, "_data") != LUA_TFUNCTION) {
-    lua_pop(L, 3);
-    return;
-  }
-  lua_replace(L, -3); /* _data, owner */
+  lua_remove(L, -2);
+  wsl_dispatch_push(L);
+  lua_insert(L, -2); /* deliver, owner */
   lua_pushlstring(L, data ? data : "", len);
   lua_pushboolean(L, opcode == WSL_OP_BINARY);
   lua_pushboolean(L, first);

@@ -4,6 +4,7 @@
 #include "lua/redis.h"
 #include "lua/worker.h"
 #include "lua/budget.h"
+#include "lua/dispatch.h"
 
 #ifdef WSLUA_MODULE
 #include <dlfcn.h>
@@ -36,6 +37,7 @@ int luaopen_wslua_core(lua_State *L) {
   wsl_lua_open_worker(L);
   wsl_lua_open_redis(L);
   wsl_lua_open_budget(L);
+  wsl_lua_open_dispatch(L);
   lua_pushstring(L, WSLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -1,0 +1,186 @@
+/* The per-message path, driven from C: every message a client receives
+ * runs its endpoint's on_data in a coroutine, and this is where most of a
+ * server's time goes. Done in Lua (lua/wslua/scheduler.lua has the same
+ * logic for everything else) it took about three times as long: here the
+ * message table is built, an idle coroutine taken from a pool and resumed
+ * with the handler, and given back when the handler returns, without a Lua
+ * function call in between. Only the rare outcomes go back to Lua: a
+ * handler that waits (it is parked) or fails (scheduler settle). */
+#include "lua/dispatch.h"
+
+#include "lua/budget.h"
+#include "lua/runtime.h"
+
+/* Coroutines kept idle for the next call. */
+#define POOL_MAX 64
+
+/* What a pooled coroutine yields when its call has returned (core.IDLE). */
+static const char idle_tag;
+
+typedef struct {
+  lua_State *L; /* the VM these references belong to; NULL: not set up */
+  int worker;   /* the body of a pooled coroutine (scheduler.lua) */
+  int settle;   /* settle(co, budget, on_error, ok, ...) for the rest */
+  int member;   /* the metatable of an endpoint's clients */
+  int message;  /* the metatable of messages */
+  int pool;     /* a table of idle coroutines, pool[1..pooled] */
+  int pooled;
+} dispatch_t;
+
+/* One VM per thread. */
+static _Thread_local dispatch_t d;
+
+/* Runs the function under nargs arguments on top of L's stack in a pooled
+ * coroutine, under budget (seconds, 0: none); on_error (a stack index) is
+ * what scheduler settle calls if it fails. Pops the function and
+ * arguments. */
+static void call(lua_State *L, lua_Number budget, int on_error, int nargs) {
+  int n = nargs + 1;
+  lua_State *co;
+  if (d.pooled > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d.pool);
+    lua_rawgeti(L, -1, d.pooled);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, d.pooled--);
+    lua_remove(L, -2);
+    co = lua_tothread(L, -1);
+  } else {
+    co = lua_newthread(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d.worker);
+    lua_xmove(L, co, 1);
+  }
+  luaL_checkstack(co, n, "handler arguments");
+  /* The coroutine stays on L's stack, below its arguments, while it runs:
+   * nothing else holds it. */
+  lua_insert(L, -(n + 1));
+  int nres;
+  int status = wsl_budget_resume(L, co, budget, n, &nres);
+  if (status == LUA_YIELD && nres == 1 && lua_touserdata(co, -1) == &idle_tag) {
+    lua_pop(co, 1);
+    if (d.pooled < POOL_MAX) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, d.pool);
+      lua_insert(L, -2);
+      lua_rawseti(L, -2, ++d.pooled);
+    }
+    lua_pop(L, 1);
+    return;
+  }
+  int ok = status == LUA_OK || status == LUA_YIELD;
+  int moved = ok ? nres : 1; /* what it yielded, or the error */
+  luaL_checkstack(L, moved + 5, "handler results");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, d.settle);
+  lua_insert(L, -2);
+  if (budget > 0)
+    lua_pushnumber(L, budget);
+  else
+    lua_pushnil(L);
+  lua_pushvalue(L, on_error);
+  lua_pushboolean(L, ok);
+  lua_xmove(co, L, moved);
+  lua_call(L, 4 + moved, 0);
+}
+
+/* core.call(budget, on_error, fn, ...): fn(...) in a pooled coroutine (see
+ * scheduler.call). */
+static int dispatch_call(lua_State *L) {
+  lua_Number budget = luaL_optnumber(L, 1, 0);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  call(L, budget, 2, lua_gettop(L) - 3);
+  return 0;
+}
+
+/* A whole message for an endpoint's client at owner whose handler is a
+ * table: on_data(handler, client, msg) in a pooled coroutine. Returns 0
+ * when the owner is something else (the general path takes it). */
+static int whole_message(lua_State *L, int owner) {
+  if (!lua_getmetatable(L, owner))
+    return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, d.member);
+  int member = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (!member)
+    return 0;
+  int top = lua_gettop(L);
+  lua_getfield(L, owner, "endpoint");
+  if (lua_type(L, -1) != LUA_TTABLE ||
+      lua_getfield(L, -1, "handler") != LUA_TTABLE) {
+    lua_settop(L, top);
+    return 0;
+  }
+  if (lua_getfield(L, -1, "on_data") == LUA_TNIL) {
+    lua_settop(L, top);
+    return 1;
+  }
+  lua_Number budget = 0;
+  if (lua_getfield(L, owner, "budget") == LUA_TNUMBER)
+    budget = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  lua_replace(L, top + 1); /* on_data, handler */
+  lua_pushvalue(L, owner);
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "binary");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "body");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "done");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, d.message);
+  lua_setmetatable(L, -2);
+  call(L, budget, owner, 3);
+  lua_settop(L, top);
+  return 1;
+}
+
+/* deliver(owner, piece, binary, first, last): the core's message data for
+ * the connection's owner (conn.c). */
+static int deliver(lua_State *L) {
+  if (d.L != NULL && d.L == wsl_vm()->L && lua_toboolean(L, 4) &&
+      lua_toboolean(L, 5) && whole_message(L, 1))
+    return 0;
+  if (lua_getfield(L, 1, "_data") != LUA_TFUNCTION)
+    return 0;
+  lua_insert(L, 1);
+  lua_call(L, 5, 0);
+  return 0;
+}
+
+void wsl_dispatch_push(lua_State *L) {
+  lua_pushcfunction(L, deliver);
+}
+
+/* core.dispatch_init{worker=, settle=, member=, message=}: what the C path
+ * needs from the scheduler and the endpoint, given once per VM. */
+static int dispatch_init(lua_State *L) {
+  static const char *const fields[] = {"worker", "settle", "member", "message"};
+  int *refs[] = {&d.worker, &d.settle, &d.member, &d.message};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (d.L != wsl_vm()->L) {
+    d.L = wsl_vm()->L;
+    d.pooled = 0;
+    lua_newtable(L);
+    d.pool = luaL_ref(L, LUA_REGISTRYINDEX);
+    for (int i = 0; i < 4; i++)
+      *refs[i] = LUA_NOREF;
+  }
+  for (int i = 0; i < 4; i++) {
+    if (lua_getfield(L, 1, fields[i]) == LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+    *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  return 0;
+}
+
+static const luaL_Reg dispatch_funcs[] = {
+    {"call", dispatch_call},
+    {"dispatch_init", dispatch_init},
+    {NULL, NULL},
+};
+
+void wsl_lua_open_dispatch(lua_State *L) {
+  luaL_setfuncs(L, dispatch_funcs, 0);
+  lua_pushlightuserdata(L, (void *)&idle_tag);
+  lua_setfield(L, -2, "IDLE");
+}
