@@ -115,8 +115,25 @@ describe("a message that arrived whole", function()
       b:_push(body, true)
       assert.are.equal(b:read(), a:read())
       assert.are.equal(b:read(), a:read())
-      assert.are.equal(b.done, a.done)
       assert.are.equal(tostring(b), tostring(a))
     end
+  end)
+end)
+
+describe("client:send", function()
+  local Client = require "wslua.client"
+
+  it("names a payload that is not a string, at the caller's line", function()
+    local ok, err = pcall(function()
+      Client.send({}, 42)
+    end)
+    assert.is_false(ok)
+    assert.matches("scheduler_spec.lua:%d+: bad argument #1 to 'send' %(string expected, got number%)", err)
+  end)
+
+  it("refuses a mode other than text or binary", function()
+    local ok, err = pcall(Client.send, {}, "x", "utf8")
+    assert.is_false(ok)
+    assert.matches('send mode must be "text" or "binary"', err)
   end)
 end)

@@ -26,25 +26,9 @@ function Client.new(conn, endpoint, buffer_limit)
   }, Client)
 end
 
-local function payload_mode(mode)
-  if mode == nil or mode == "text" or mode == false then
-    return false
-  elseif mode == "binary" or mode == true then
-    return true
-  end
-  error("send mode must be \"text\" or \"binary\"", 3)
-end
-
--- client:send(payload [, "binary"]) -> true | nil, "closed"
-function Client:send(payload, mode)
-  if type(payload) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. type(payload) .. ")", 2)
-  end
-  if mode == nil or mode == "text" then
-    return self.conn:send(payload, false)
-  end
-  return self.conn:send(payload, payload_mode(mode))
-end
+-- client:send(payload [, "binary"]) -> true | nil, "closed" (in C: it is
+-- on the path of nearly every message)
+Client.send = core.client_send
 
 function Client:ping(payload)
   return self.conn:ping(payload)

@@ -289,9 +289,12 @@ end
 -- A client of an endpoint: its events go to the endpoint's handler. The
 -- methods live here, not in closures per client, so an idle client costs
 -- one table.
-local Member = setmetatable({}, { __index = Client })
+local Member = {}
+-- Client's methods, copied: one lookup per method call, not two.
+for k, v in pairs(Client) do
+  Member[k] = v
+end
 Member.__index = Member
-Member.__tostring = Client.__tostring
 
 local call, whole = scheduler.call, Message.whole
 

@@ -25,14 +25,13 @@ function Message.new(binary, limit)
   }, Message)
 end
 
--- A message that arrived whole, in one piece (the common case): done from
--- the start, its body held as it is, with no table of pieces. For an
+-- A message that arrived whole, in one piece (the common case): its body
+-- held as it is, with no table of pieces (a body means done). For an
 -- endpoint's clients src/lua/dispatch.c builds the same table in C.
 function Message.whole(binary, body)
   return setmetatable({
     binary = binary,
     body = body, -- what read() or chunks() has not taken ("": all taken)
-    done = true,
   }, Message)
 end
 
@@ -133,7 +132,7 @@ core.dispatch_init { message = Message }
 
 function Message:__tostring()
   return string.format("wslua.Message (%s%s)", self.binary and "binary" or "text",
-    self.done and "" or ", arriving")
+    (self.done or self.body) and "" or ", arriving")
 end
 
 return Message

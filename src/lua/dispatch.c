@@ -117,13 +117,11 @@ static int whole_message(lua_State *L, int owner) {
   lua_pop(L, 1);
   lua_replace(L, top + 1); /* on_data, handler */
   lua_pushvalue(L, owner);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 2);
   lua_pushvalue(L, 3);
   lua_setfield(L, -2, "binary");
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "body");
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "done");
   lua_rawgeti(L, LUA_REGISTRYINDEX, d.message);
   lua_setmetatable(L, -2);
   call(L, budget, owner, 3);
