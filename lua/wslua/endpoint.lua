@@ -334,7 +334,7 @@ end
 
 -- A handler of this client failed: 1011, and the route's error count.
 function Member:_failed(trace)
-  observe.failed(self.label)
+  observe.failed(self._label)
   log.error("%s: handler failed, closing with 1011: %s", tostring(self), trace)
   self:close(1011, "internal error")
 end
@@ -345,7 +345,7 @@ function Member:_closed(code, reason, err)
   endpoint.clients_by_id[self.id] = nil
   endpoint.count = endpoint.count - 1
   observe.ws_close(self, code, reason, err)
-  local label = self.label
+  local label = self._label
   scheduler.spawn(endpoint._call, function(trace)
     observe.failed(label)
     log.error("on_close failed: %s", trace)
@@ -362,7 +362,6 @@ function Endpoint:_open(req, protocol, data, extensions)
   client.path = req.path
   -- Its handler calls get the budget of the upgrade's (the listener's).
   client.budget = scheduler.budget()
-  client.label = observe.label(req)
   owners.set(req.conn, client)
   self.clients_by_id[client.id] = client
   self.count = self.count + 1

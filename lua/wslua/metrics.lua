@@ -74,7 +74,7 @@ local function current()
     }
   end
   for client in pairs(observe.live) do
-    local n = now[client._seen.route]
+    local n = now[client._label]
     local bytes_in, bytes_out, msgs_in, msgs_out = client.conn:stats()
     n.bytes_in = n.bytes_in + bytes_in
     n.bytes_out = n.bytes_out + bytes_out

@@ -121,13 +121,13 @@ function observe.ws_open(client, req)
   local r = route_stats(label)
   r.opened = r.opened + 1
   r.open = r.open + 1
-  client._seen = {
-    started = clock(),
-    route = label,
-    stats = r,
-    log = access_log_on(req),
-    path = req.path,
-  }
+  -- What the session's access line needs, as fields of the client (no
+  -- table of its own: it would cost every idle connection).
+  client._label = label
+  client._started = clock()
+  if not access_log_on(req) then
+    client._quiet = true
+  end
   observe.live[client] = true
   if not client.endpoint.internal then
     emit { type = "open", id = client.id, route = label, path = req.path,
@@ -160,13 +160,12 @@ end
 
 -- Called once when a client's connection is gone, before on_close runs.
 function observe.ws_close(client, code, reason, err)
-  local seen = client._seen
-  if not seen then
+  if not client._started or not observe.live[client] then
     return
   end
   observe.live[client] = nil
   local bytes_in, bytes_out, msgs_in, msgs_out, first = client.conn:stats()
-  local r = seen.stats
+  local r = route_stats(client._label)
   r.open = r.open - 1
   r.messages_in = r.messages_in + msgs_in
   r.messages_out = r.messages_out + msgs_out
@@ -175,19 +174,19 @@ function observe.ws_close(client, code, reason, err)
   r.dropped = r.dropped + client.conn:dropped()
   r.closes[code] = (r.closes[code] or 0) + 1
   local by = observe.closed_by(code, err, first)
-  local ms = ms_since(seen.started)
-  if seen.log then
+  local ms = ms_since(client._started)
+  if not client._quiet then
     log.fields("info", "access", "kind", "websocket",
       "remote", client.remote_addr,
       "peer", client.peer_addr ~= client.remote_addr and client.peer_addr or nil,
-      "route", seen.route, "path", seen.path, "duration_ms", ms,
+      "route", client._label, "path", client.path, "duration_ms", ms,
       "messages_in", msgs_in, "messages_out", msgs_out,
       "bytes_in", bytes_in, "bytes_out", bytes_out,
       "code", code, "closed_by", by,
       "reason", reason ~= "" and reason or nil, "error", err)
   end
   if not client.endpoint.internal then
-    emit { type = "close", id = client.id, route = seen.route, path = seen.path,
+    emit { type = "close", id = client.id, route = client._label, path = client.path,
       remote = client.remote_addr, code = code, reason = reason, closed_by = by,
       error = err, duration_ms = ms, messages_in = msgs_in,
       messages_out = msgs_out, bytes_in = bytes_in, bytes_out = bytes_out }

@@ -6,15 +6,14 @@ local scheduler = require "wslua.scheduler"
 
 local owners = {}
 
-local by_conn = {}
-
+-- The owner is held by the connection's handle itself (conn:_own), not in
+-- a table here: one entry fewer per connection.
 function owners.set(conn, owner)
-  by_conn[conn] = owner
   conn:_own(owner)
 end
 
 function owners.get(conn)
-  return by_conn[conn]
+  return conn:_owner()
 end
 
 -- Event handlers for core.listen/core.connect, with request added by the
@@ -24,20 +23,19 @@ function owners.handlers(request, budget)
   local handlers = {
     request = request,
     open = function(conn, protocol)
-      local owner = by_conn[conn]
+      local owner = conn:_owner()
       if owner and owner._open then
         owner:_open(protocol)
       end
     end,
     drain = function(conn)
-      local owner = by_conn[conn]
+      local owner = conn:_owner()
       if owner and owner._drained then
         owner:_drained()
       end
     end,
     close = function(conn, code, reason, err)
-      local owner = by_conn[conn]
-      by_conn[conn] = nil
+      local owner = conn:_owner()
       conn:_own(nil)
       if owner and owner._closed then
         owner:_closed(code, reason, err)
@@ -52,15 +50,6 @@ function owners.handlers(request, budget)
     end
   end
   return handlers
-end
-
--- How many connections are owned (for leak checks in the specs).
-function owners.count()
-  local n = 0
-  for _ in pairs(by_conn) do
-    n = n + 1
-  end
-  return n
 end
 
 return owners

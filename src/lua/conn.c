@@ -604,6 +604,13 @@ static int conn_own(lua_State *L) {
   return 0;
 }
 
+/* conn:_owner() -> what conn:_own set, or nil. */
+static int conn_owner(lua_State *L) {
+  check_conn(L, 1);
+  lua_getiuservalue(L, 1, 2);
+  return 1;
+}
+
 static int conn_compressed(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
   lua_pushboolean(L, lc->conn && wsl_conn_compressed(lc->conn));
@@ -734,6 +741,7 @@ static const luaL_Reg conn_methods[] = {
     {"is_open", conn_is_open},
     {"compressed", conn_compressed},
     {"_own", conn_own},
+    {"_owner", conn_owner},
     {NULL, NULL},
 };
 
