@@ -306,16 +306,15 @@ static int client_send(lua_State *L) {
   case LUA_TBOOLEAN:
     binary = lua_toboolean(L, 3);
     break;
-  default: {
-    const char *mode = lua_tostring(L, 3);
-    binary = mode && strcmp(mode, "binary") == 0;
-    if (!binary && (mode == NULL || strcmp(mode, "text") != 0))
+  default: /* short strings are interned: compared as values, no strcmp */
+    binary = lua_rawequal(L, 3, lua_upvalueindex(2));
+    if (!binary && !lua_rawequal(L, 3, lua_upvalueindex(3)))
       return luaL_error(L, "send mode must be \"text\" or \"binary\"");
-  }
   }
   size_t len;
   const char *data = lua_tolstring(L, 2, &len);
-  lua_getfield(L, 1, "conn");
+  lua_pushvalue(L, lua_upvalueindex(1)); /* "conn", not looked up by name */
+  lua_rawget(L, 1);
   lconn_t *lc = test_conn(L, -1);
   if (lc == NULL)
     return luaL_error(L, "send: not a client");
@@ -758,6 +757,9 @@ void wsl_lua_open_conn(lua_State *L) {
   lua_setfield(L, -2, "broadcast");
   lua_pushcfunction(L, core_connect);
   lua_setfield(L, -2, "connect");
-  lua_pushcfunction(L, client_send);
+  lua_pushliteral(L, "conn");
+  lua_pushliteral(L, "binary");
+  lua_pushliteral(L, "text");
+  lua_pushcclosure(L, client_send, 3);
   lua_setfield(L, -2, "client_send");
 }

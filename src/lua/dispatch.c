@@ -89,6 +89,27 @@ static int dispatch_call(lua_State *L) {
   return 0;
 }
 
+/* The field names deliver looks up, as its upvalues: a lookup by C string
+ * goes through Lua's string cache and a strcmp each time. */
+enum {
+  K_ENDPOINT = 1,
+  K_HANDLER,
+  K_ON_DATA,
+  K_BUDGET,
+  K_BINARY,
+  K_BODY,
+  K_DATA
+};
+static const char *const keys[] = {NULL,     "endpoint", "handler", "on_data",
+                                   "budget", "binary",   "body",    "_data"};
+#define KEY(k) lua_upvalueindex(k)
+
+/* Pushes t[key] (t at idx, metamethods honoured); returns its type. */
+static int get(lua_State *L, int idx, int key) {
+  lua_pushvalue(L, KEY(key));
+  return lua_gettable(L, idx);
+}
+
 /* A whole message for an endpoint's client at owner whose handler is a
  * table: on_data(handler, client, msg) in a pooled coroutine. Returns 0
  * when the owner is something else (the general path takes it). */
@@ -101,27 +122,28 @@ static int whole_message(lua_State *L, int owner) {
   if (!member)
     return 0;
   int top = lua_gettop(L);
-  lua_getfield(L, owner, "endpoint");
-  if (lua_type(L, -1) != LUA_TTABLE ||
-      lua_getfield(L, -1, "handler") != LUA_TTABLE) {
+  if (get(L, owner, K_ENDPOINT) != LUA_TTABLE ||
+      get(L, top + 1, K_HANDLER) != LUA_TTABLE) {
     lua_settop(L, top);
     return 0;
   }
-  if (lua_getfield(L, -1, "on_data") == LUA_TNIL) {
+  if (get(L, top + 2, K_ON_DATA) == LUA_TNIL) {
     lua_settop(L, top);
     return 1;
   }
   lua_Number budget = 0;
-  if (lua_getfield(L, owner, "budget") == LUA_TNUMBER)
+  if (get(L, owner, K_BUDGET) == LUA_TNUMBER)
     budget = lua_tonumber(L, -1);
   lua_pop(L, 1);
   lua_replace(L, top + 1); /* on_data, handler */
   lua_pushvalue(L, owner);
   lua_createtable(L, 0, 2);
+  lua_pushvalue(L, KEY(K_BINARY));
   lua_pushvalue(L, 3);
-  lua_setfield(L, -2, "binary");
+  lua_rawset(L, -3);
+  lua_pushvalue(L, KEY(K_BODY));
   lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "body");
+  lua_rawset(L, -3);
   lua_rawgeti(L, LUA_REGISTRYINDEX, d.message);
   lua_setmetatable(L, -2);
   call(L, budget, owner, 3);
@@ -135,15 +157,26 @@ static int deliver(lua_State *L) {
   if (d.L != NULL && d.L == wsl_vm()->L && lua_toboolean(L, 4) &&
       lua_toboolean(L, 5) && whole_message(L, 1))
     return 0;
-  if (lua_getfield(L, 1, "_data") != LUA_TFUNCTION)
+  if (get(L, 1, K_DATA) != LUA_TFUNCTION)
     return 0;
   lua_insert(L, 1);
   lua_call(L, 5, 0);
   return 0;
 }
 
+/* deliver, as a closure over its keys, made once per VM. */
+static _Thread_local lua_State *deliver_vm;
+static _Thread_local int deliver_ref = LUA_NOREF;
+
 void wsl_dispatch_push(lua_State *L) {
-  lua_pushcfunction(L, deliver);
+  if (deliver_vm != wsl_vm()->L) {
+    deliver_vm = wsl_vm()->L;
+    for (int k = K_ENDPOINT; k <= K_DATA; k++)
+      lua_pushstring(L, keys[k]);
+    lua_pushcclosure(L, deliver, K_DATA);
+    deliver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, deliver_ref);
 }
 
 /* core.dispatch_init{worker=, settle=, member=, message=}: what the C path
