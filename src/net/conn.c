@@ -2,6 +2,7 @@
  * The HTTP request phase is here too; the WebSocket session is conn_ws.c. */
 #include "net/conn_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,26 @@ void wsl_conn_set_data(wsl_conn_t *c, void *data) {
 }
 
 const char *wsl_conn_remote_addr(const wsl_conn_t *c) {
-  return c->remote_addr;
+  /* Formatted on demand: 28 bytes of address per connection instead of a
+   * string, and it is asked for only in logs and by tostring. */
+  static _Thread_local char out[INET6_ADDRSTRLEN + 8];
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  switch (c->peer.sa.sa_family) {
+  case AF_INET6:
+    uv_ip6_name(&c->peer.in6, ip, sizeof ip);
+    snprintf(out, sizeof out, "[%s]:%d", ip, ntohs(c->peer.in6.sin6_port));
+    return out;
+  case AF_INET:
+    uv_ip4_name(&c->peer.in, ip, sizeof ip);
+    port = ntohs(c->peer.in.sin_port);
+    break;
+  default:
+    if (c->dial && c->dial->addr)
+      return c->dial->addr;
+  }
+  snprintf(out, sizeof out, "%s:%d", ip, port);
+  return out;
 }
 
 const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c) {
@@ -112,7 +132,8 @@ void wsl__conn_unref(wsl_conn_t *c) {
   /* Gone from its topics before the owner hears of the close. */
   wsl__topics_leave_all(c);
   if (c->handler->on_close)
-    c->handler->on_close(c, c->close_code, c->close_reason,
+    c->handler->on_close(c, c->close_code,
+                         c->close_reason ? c->close_reason : "",
                          c->close_reason_len, c->error);
   if (c->list) {
     if (c->prev)
@@ -125,14 +146,15 @@ void wsl__conn_unref(wsl_conn_t *c) {
     if (c->list->count == 0 && c->list->on_empty)
       c->list->on_empty(c->list);
   }
-  if (c->http_parser_live)
-    wsl_http_parser_free(&c->http);
+  wsl__conn_http_close(c);
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
   wsl_buf_free(&c->pending);
   wsl_buf_free(&c->cork);
-  free(c->dial_request);
-  free(c->dial_protocols);
+  wsl__dial_free(c);
+  free(c->ctrl);
+  free(c->close_reason);
+  free(c->error_buf);
   free(c);
 }
 
@@ -215,14 +237,14 @@ static void on_timer(uv_timer_t *t) {
   }
   if (c->close_after_flush) {
     wsl_log(WSL_LOG_INFO, "%s: peer did not take the last bytes, closing",
-            c->remote_addr);
+            wsl_conn_remote_addr(c));
     close_now(c);
     return;
   }
   switch (c->state) {
   case WSL_CONN_HTTP:
     wsl_log(WSL_LOG_INFO, "%s: no complete request in time, closing",
-            c->remote_addr);
+            wsl_conn_remote_addr(c));
     close_now(c);
     break;
   case WSL_CONN_DIALING:
@@ -234,7 +256,7 @@ static void on_timer(uv_timer_t *t) {
     break;
   case WSL_CONN_CLOSING:
     wsl_log(WSL_LOG_DEBUG, "%s: no close frame from the peer in time",
-            c->remote_addr);
+            wsl_conn_remote_addr(c));
     close_now(c);
     break;
   default:
@@ -245,21 +267,33 @@ static void on_timer(uv_timer_t *t) {
 void wsl__conn_fill_remote_addr(wsl_conn_t *c) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  char ip[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
+  memset(&c->peer, 0, sizeof c->peer);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      uv_ip6_name(a, ip, sizeof ip);
-      port = ntohs(a->sin6_port);
-      snprintf(c->remote_addr, sizeof c->remote_addr, "[%s]:%d", ip, port);
-      return;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    port = ntohs(a->sin_port);
+    if (ss.ss_family == AF_INET6)
+      memcpy(&c->peer.in6, &ss, sizeof c->peer.in6);
+    else if (ss.ss_family == AF_INET)
+      memcpy(&c->peer.in, &ss, sizeof c->peer.in);
   }
-  snprintf(c->remote_addr, sizeof c->remote_addr, "%s:%d", ip, port);
+  /* Unknown, and no longer "host:port" as dialled: "?:0", as a failed
+   * lookup always read. */
+  if (c->peer.sa.sa_family == AF_UNSPEC && c->dial) {
+    free(c->dial->addr);
+    c->dial->addr = NULL;
+  }
+}
+
+const char *wsl__conn_error_text(wsl_conn_t *c, const char *fallback,
+                                 const char *fmt, ...) {
+  /* Made once per connection at most (the error that closes it), so the
+   * buffer is kept until the connection is freed: c->error may point in. */
+  enum { ERROR_TEXT_MAX = 128 };
+  if (c->error_buf == NULL && (c->error_buf = malloc(ERROR_TEXT_MAX)) == NULL)
+    return fallback;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->error_buf, ERROR_TEXT_MAX, fmt, ap);
+  va_end(ap);
+  return c->error_buf;
 }
 
 /* --- reading ------------------------------------------------------------ */
@@ -320,16 +354,17 @@ static void stop_reading(wsl_conn_t *c) {
 /* Parses HTTP bytes; returns how many were used. */
 static size_t http_input(wsl_conn_t *c, char *data, size_t len) {
   size_t used = 0;
-  int r = wsl_http_parse(&c->http, data, len, &used);
+  int r = wsl_http_parse(c->http, data, len, &used);
   if (r == WSL_HTTP_NEED_MORE) {
     c->stats.bytes_in += len;
     return len;
   }
   c->stats.bytes_in += used;
   if (r != WSL_HTTP_DONE) {
-    wsl_log(WSL_LOG_INFO, "%s: %d %s", c->remote_addr, r, c->http.error);
+    wsl_log(WSL_LOG_INFO, "%s: %d %s", wsl_conn_remote_addr(c), r,
+            c->http->error);
     wsl_buf_t out = WSL_BUF_INIT;
-    wsl_http_error_response(&out, r, c->http.error, 1);
+    wsl_http_error_response(&out, r, c->http->error, 1);
     wsl_conn_write(c, out.data, out.len);
     wsl_buf_free(&out);
     c->state = WSL_CONN_CLOSING;
@@ -338,7 +373,7 @@ static size_t http_input(wsl_conn_t *c, char *data, size_t len) {
   }
   c->state = WSL_CONN_ANSWERING;
   wsl__conn_arm_timer(c, 0);
-  c->handler->on_request(c, &c->http.request);
+  c->handler->on_request(c, &c->http->request);
   return used;
 }
 
@@ -550,7 +585,7 @@ static void tls_input(wsl_conn_t *c, char *data, size_t len) {
   wsl_buf_free(&out);
   if (r < 0) {
     if (err) {
-      wsl_log(WSL_LOG_INFO, "%s: %s, closing", c->remote_addr, err);
+      wsl_log(WSL_LOG_INFO, "%s: %s, closing", wsl_conn_remote_addr(c), err);
       if (c->error == NULL)
         c->error = err;
     }
@@ -637,10 +672,11 @@ static int check_backpressure(wsl_conn_t *c) {
     c->dropped++;
     return WSL_EDROPPED;
   }
-  snprintf(c->error_buf, sizeof c->error_buf,
-           "send buffer over max_backpressure (%zu bytes)",
-           c->ws.max_backpressure);
-  wsl__conn_fail(c, 1008, c->error_buf);
+  wsl__conn_fail(c, 1008,
+                 wsl__conn_error_text(c, "send buffer over max_backpressure",
+                                      "send buffer over max_backpressure "
+                                      "(%zu bytes)",
+                                      c->ws.max_backpressure));
   return UV_ENOBUFS;
 }
 
@@ -700,12 +736,12 @@ static void schedule_pending(wsl_conn_t *c) {
 int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive) {
   if (c->state != WSL_CONN_ANSWERING)
     return UV_ECANCELED;
-  if (!keep_alive || c->http.request.upgrade) {
+  if (!keep_alive || c->http->request.upgrade) {
     c->state = WSL_CONN_CLOSING;
     wsl_conn_abort(c, 1);
     return 0;
   }
-  wsl_http_parser_next(&c->http);
+  wsl_http_parser_next(c->http);
   c->state = WSL_CONN_HTTP;
   wsl__conn_arm_timer(c, c->config->keepalive_timeout_ms);
   wsl__conn_start_reading(c);
@@ -720,10 +756,28 @@ int wsl_conn_upgrade(wsl_conn_t *c, const void *response, size_t len,
   int r = queue_write(c, response, len, NULL);
   if (r != 0)
     return r;
-  wsl_http_parser_free(&c->http);
-  c->http_parser_live = 0;
+  /* The request was the last HTTP on this connection: what follows it is
+   * WebSocket (pipelined bytes included), so the parser goes now. */
+  wsl__conn_http_close(c);
   wsl__ws_open(c, options);
   wsl__conn_start_reading(c);
   schedule_pending(c);
   return 0;
+}
+
+int wsl__conn_http_open(wsl_conn_t *c, wsl_http_mode_t mode,
+                        const wsl_http_limits_t *limits) {
+  c->http = malloc(sizeof *c->http);
+  if (c->http == NULL)
+    return UV_ENOMEM;
+  wsl_http_parser_init(c->http, mode, limits);
+  return 0;
+}
+
+void wsl__conn_http_close(wsl_conn_t *c) {
+  if (c->http == NULL)
+    return;
+  wsl_http_parser_free(c->http);
+  free(c->http);
+  c->http = NULL;
 }

@@ -9,6 +9,20 @@
 #include "proto/buf.h"
 #include "proto/frame.h"
 
+/* Client role: what the opening handshake needs (connect.c). Allocated by
+ * wsl_connect, freed once the handshake is done: an open connection carries
+ * none of it. After a failed dial it stays until the connection is freed
+ * (addr names the peer in logs). */
+typedef struct wsl_dial_state {
+  char *request; /* the handshake request bytes, until written */
+  size_t request_len;
+  char key[25];
+  char *protocols;
+  struct wsl_tls_ctx *tls;
+  char *server_name;
+  char *addr; /* "host:port" as dialled, the remote address until connected */
+} wsl_dial_state_t;
+
 struct wsl_conn {
   uv_tcp_t tcp;
   uv_timer_t timer; /* handshake, keep-alive, idle and close-wait timeouts */
@@ -20,8 +34,14 @@ struct wsl_conn {
   struct wsl_conn *prev, *next;    /* the listener's (or dialer's) list */
   struct wsl_conn_list *list;
 
-  wsl_tls_t *tls;        /* NULL for plain TCP */
-  char remote_addr[64];
+  wsl_tls_t *tls; /* NULL for plain TCP */
+  /* The peer's address, formatted only when asked (wsl_conn_remote_addr);
+   * family AF_UNSPEC until known. */
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } peer;
   wsl_buf_t pending;     /* bytes read but not yet parsed (while answering) */
   int processing;        /* inside process_input: do not re-enter */
   int refs;              /* tcp, timer, pending requests: free at zero */
@@ -33,9 +53,9 @@ struct wsl_conn {
   wsl_buf_t cork;
   int corked;
 
-  /* HTTP */
-  wsl_http_parser_t http;
-  int http_parser_live;
+  /* HTTP: the parser exists while the connection speaks HTTP (or, client
+   * role, waits for the handshake response), NULL once upgraded. */
+  wsl_http_parser_t *http;
 
   /* WebSocket */
   wsl_ws_options_t ws;
@@ -46,7 +66,9 @@ struct wsl_conn {
   int msg_delivered;      /* a piece of it went to the owner */
   int msg_done;           /* its last piece went to the owner */
   uint64_t frame_got;     /* payload bytes of the current frame so far */
-  uint8_t ctrl[125];      /* payload of the current control frame */
+  /* The payload of the control frame in progress (at most 125 bytes),
+   * allocated at its header when it has one, freed at its end. */
+  uint8_t *ctrl;
   size_t ctrl_len;
   uint64_t last_read_ms;  /* uv_now when the peer last sent something */
   int ping_outstanding;   /* a keepalive ping was sent, no answer yet */
@@ -58,10 +80,10 @@ struct wsl_conn {
   struct wsl_sub *subs, *subs_tail; /* its topics (topics.c) */
   int close_sent, close_received;
   int close_code;         /* the session's close code for on_close */
-  char close_reason[124];
+  char *close_reason;     /* allocated once a reason is known, else NULL */
   size_t close_reason_len;
   const char *error;      /* what went wrong, for on_close */
-  char error_buf[128];    /* for an error message made at run time */
+  char *error_buf;        /* an error message made at run time, or NULL */
 
   /* permessage-deflate, when negotiated (compress.c) */
   int compress;
@@ -69,13 +91,8 @@ struct wsl_conn {
   int deflater_shared;
   wsl_inflater_t *inflater;
 
-  /* client role */
-  char *dial_request;     /* the handshake request bytes */
-  size_t dial_request_len;
-  char dial_key[25];
-  char *dial_protocols;
-  struct wsl_tls_ctx *dial_tls;
-  char dial_server_name[256];
+  /* client role, until the handshake is done */
+  wsl_dial_state_t *dial;
 };
 
 typedef struct wsl_conn_list {
@@ -106,7 +123,18 @@ void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms);
 int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
                           const void *data, size_t len);
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why);
+/* Records the peer's address (after accept or connect). */
 void wsl__conn_fill_remote_addr(wsl_conn_t *c);
+/* A message made at run time for c->error: formatted into storage that
+ * lives as long as the connection, or a fixed text when memory is short. */
+const char *wsl__conn_error_text(wsl_conn_t *c, const char *fallback,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The HTTP parser of a connection that starts speaking HTTP (0, or
+ * UV_ENOMEM), and its end (upgrade, handshake done, connection freed). */
+int wsl__conn_http_open(wsl_conn_t *c, wsl_http_mode_t mode,
+                        const wsl_http_limits_t *limits);
+void wsl__conn_http_close(wsl_conn_t *c);
 /* Puts TLS under the connection; the client role sends its ClientHello. */
 int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
                         const char *server_name);
@@ -139,5 +167,6 @@ int wsl__compress_share_key(const wsl_conn_t *c);
 
 /* connect.c: the response to our handshake request. */
 size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len);
+void wsl__dial_free(wsl_conn_t *c);
 
 #endif

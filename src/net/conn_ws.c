@@ -3,6 +3,7 @@
  * and keepalive. */
 #include "net/conn_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/log.h"
@@ -20,7 +21,7 @@ void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
   c->frames.max_frame = c->ws.max_frame ? c->ws.max_frame : c->ws.max_message;
   if (wsl__compress_open(c, &c->ws) != 0)
     wsl_log(WSL_LOG_WARN, "%s: no memory for compression, closing",
-            c->remote_addr);
+            wsl_conn_remote_addr(c));
   if (c->ws.low_water == 0)
     c->ws.low_water = c->ws.max_backpressure / 2;
   c->state = WSL_CONN_OPEN;
@@ -39,13 +40,21 @@ static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
   wsl__conn_write_frame(c, WSL_OP_CLOSE, 0, payload, n);
 }
 
+/* A reason longer is cut for on_close (the frame itself carries 123). */
+#define CLOSE_REASON_MAX 124
+
+/* The reason is kept (for on_close) only once a close is under way, so an
+ * open connection holds no room for one. Out of memory, it is left out. */
 static void remember_close(wsl_conn_t *c, int code, const char *reason,
                            size_t len) {
   c->close_code = code;
-  if (len > sizeof c->close_reason)
-    len = sizeof c->close_reason;
-  memcpy(c->close_reason, reason, len);
-  c->close_reason_len = len;
+  if (len > CLOSE_REASON_MAX)
+    len = CLOSE_REASON_MAX;
+  free(c->close_reason);
+  c->close_reason = len ? malloc(len) : NULL;
+  c->close_reason_len = c->close_reason ? len : 0;
+  if (c->close_reason)
+    memcpy(c->close_reason, reason, len);
 }
 
 /* _Fail the WebSocket Connection_ (§7.1.7): a close frame naming the code,
@@ -53,7 +62,8 @@ static void remember_close(wsl_conn_t *c, int code, const char *reason,
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why) {
   if (c->handles_closing)
     return;
-  wsl_log(WSL_LOG_INFO, "%s: closing with %d: %s", c->remote_addr, code, why);
+  wsl_log(WSL_LOG_INFO, "%s: closing with %d: %s", wsl_conn_remote_addr(c),
+          code, why);
   if (!c->close_sent)
     send_close_frame(c, code, why, strlen(why));
   remember_close(c, code, why, strlen(why));
@@ -107,6 +117,9 @@ static void on_control_frame(wsl_conn_t *c, int opcode) {
     on_close_frame(c);
     break;
   }
+  free(c->ctrl);
+  c->ctrl = NULL;
+  c->ctrl_len = 0;
 }
 
 void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
@@ -185,7 +198,13 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
     case WSL_FRAME_HEADER:
       c->frame_got = 0;
       if (ev.header.opcode >= WSL_OP_CLOSE) {
+        /* The frame parser has checked the length: 125 at most. */
         c->ctrl_len = 0;
+        if (ev.header.length &&
+            (c->ctrl = malloc((size_t)ev.header.length)) == NULL) {
+          wsl__conn_fail(c, 1011, "out of memory");
+          return;
+        }
       } else if (ev.header.first) {
         c->msg_opcode = ev.header.message_opcode;
         c->msg_compressed = ev.header.compressed;
