@@ -114,7 +114,7 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
   c->role = role;
   c->handler = handler;
   c->close_code = 1006;
-  wsl_ws_options_default(&c->ws);
+  c->ws = wsl__ws_options_default();
   c->list = list;
   if (list) {
     c->next = list->head;
@@ -151,6 +151,7 @@ void wsl__conn_unref(wsl_conn_t *c) {
   wsl__compress_free(c);
   wsl_buf_free(&c->pending);
   wsl_buf_free(&c->cork);
+  wsl__ws_options_release(c);
   wsl__dial_free(c);
   free(c->ctrl);
   free(c->close_reason);
@@ -205,7 +206,7 @@ void wsl_conn_abort(wsl_conn_t *c, int flush) {
       uv_read_stop((uv_stream_t *)&c->tcp);
       c->reading = 0;
     }
-    wsl__conn_arm_timer(c, c->ws.close_timeout_ms);
+    wsl__conn_arm_timer(c, c->ws->close_timeout_ms);
     return;
   }
   close_now(c);
@@ -443,7 +444,7 @@ static void on_write(uv_write_t *req, int status) {
     close_now(c);
     return;
   }
-  if (c->above_low_water && c->tcp.write_queue_size <= c->ws.low_water) {
+  if (c->above_low_water && c->tcp.write_queue_size <= c->ws->low_water) {
     c->above_low_water = 0;
     if (c->state == WSL_CONN_OPEN && c->handler->on_drain)
       c->handler->on_drain(c);
@@ -508,7 +509,7 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
     close_now(c);
     return UV_ECANCELED;
   }
-  if (c->state == WSL_CONN_OPEN && c->tcp.write_queue_size > c->ws.low_water)
+  if (c->state == WSL_CONN_OPEN && c->tcp.write_queue_size > c->ws->low_water)
     c->above_low_water = 1;
   return 0;
 }
@@ -666,9 +667,9 @@ void wsl__shared_frame_release(wsl_shared_frame_t *f) {
 /* Past the send-buffer limit a message is skipped (drop policy) or the
  * connection closed with 1008, a reason that names the limit. */
 static int check_backpressure(wsl_conn_t *c) {
-  if (c->ws.max_backpressure == 0 || queued(c) <= c->ws.max_backpressure)
+  if (c->ws->max_backpressure == 0 || queued(c) <= c->ws->max_backpressure)
     return 0;
-  if (c->ws.backpressure_drop) {
+  if (c->ws->backpressure_drop) {
     c->dropped++;
     return WSL_EDROPPED;
   }
@@ -676,7 +677,7 @@ static int check_backpressure(wsl_conn_t *c) {
                  wsl__conn_error_text(c, "send buffer over max_backpressure",
                                       "send buffer over max_backpressure "
                                       "(%zu bytes)",
-                                      c->ws.max_backpressure));
+                                      c->ws->max_backpressure));
   return UV_ENOBUFS;
 }
 

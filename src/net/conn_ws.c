@@ -10,23 +10,106 @@
 #include "proto/close.h"
 #include "proto/utf8.h"
 
+/* --- options ------------------------------------------------------------ */
+
+static uv_once_t defaults_once = UV_ONCE_INIT;
+static wsl_ws_options_t defaults;
+
+static void init_defaults(void) {
+  wsl_ws_options_default(&defaults);
+}
+
+const wsl_ws_options_t *wsl__ws_options_default(void) {
+  uv_once(&defaults_once, init_defaults);
+  return &defaults;
+}
+
+/* The option sets in use by this thread's sessions: most servers have a
+ * handful (one per endpoint and negotiated compression), so 10,000
+ * connections hold 10,000 pointers, not 10,000 copies. A thread's
+ * connections are opened and freed on its own loop: no lock. */
+typedef struct shared_options {
+  wsl_ws_options_t o; /* first: a connection's c->ws points here */
+  size_t refs;
+  struct shared_options *next;
+} shared_options_t;
+
+static _Thread_local shared_options_t *shared_options;
+
+/* Field by field into zeroed memory, so that padding never tells two equal
+ * option sets apart when they are compared whole. */
+static void normalize(wsl_ws_options_t *out, const wsl_ws_options_t *in) {
+  memset(out, 0, sizeof *out);
+  out->max_message = in->max_message;
+  out->max_frame = in->max_frame;
+  out->idle_timeout_ms = in->idle_timeout_ms;
+  out->close_timeout_ms = in->close_timeout_ms;
+  out->max_backpressure = in->max_backpressure;
+  out->backpressure_drop = in->backpressure_drop;
+  out->low_water = in->low_water ? in->low_water : in->max_backpressure / 2;
+  out->ping_interval_ms = in->ping_interval_ms;
+  out->deflate = in->deflate;
+  out->deflate_config = in->deflate_config;
+  out->deflate_params = in->deflate_params;
+}
+
+/* A shared copy of options, or NULL when memory ran out. */
+static const wsl_ws_options_t *share_options(const wsl_ws_options_t *in) {
+  wsl_ws_options_t key;
+  normalize(&key, in);
+  for (shared_options_t *s = shared_options; s; s = s->next)
+    if (memcmp(&s->o, &key, sizeof key) == 0) {
+      s->refs++;
+      return &s->o;
+    }
+  shared_options_t *s = malloc(sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->o = key;
+  s->refs = 1;
+  s->next = shared_options;
+  shared_options = s;
+  return &s->o;
+}
+
+void wsl__ws_options_release(wsl_conn_t *c) {
+  if (!c->ws_shared)
+    return;
+  c->ws_shared = 0;
+  shared_options_t *s = (shared_options_t *)c->ws;
+  c->ws = wsl__ws_options_default();
+  if (--s->refs > 0)
+    return;
+  shared_options_t **p = &shared_options;
+  while (*p != s)
+    p = &(*p)->next;
+  *p = s->next;
+  free(s);
+}
+
+/* --- session ------------------------------------------------------------ */
+
 void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
   /* The session's bytes start here, after the handshake: nothing after the
    * request (or the response, client role) has been parsed yet. */
   c->stats.bytes_in = c->stats.bytes_out = 0;
-  if (options)
-    c->ws = *options;
+  const wsl_ws_options_t *shared = share_options(options ? options : c->ws);
+  if (shared == NULL) {
+    wsl__conn_fail(c, 1011, "out of memory");
+    return;
+  }
+  c->ws = shared;
+  c->ws_shared = 1;
   wsl_frame_parser_init(&c->frames, c->role);
-  c->frames.max_message = c->ws.max_message;
-  c->frames.max_frame = c->ws.max_frame ? c->ws.max_frame : c->ws.max_message;
-  if (wsl__compress_open(c, &c->ws) != 0)
+  c->frames.max_message = c->ws->max_message;
+  c->frames.max_frame =
+      c->ws->max_frame ? c->ws->max_frame : c->ws->max_message;
+  if (wsl__compress_open(c, c->ws) != 0)
     wsl_log(WSL_LOG_WARN, "%s: no memory for compression, closing",
             wsl_conn_remote_addr(c));
-  if (c->ws.low_water == 0)
-    c->ws.low_water = c->ws.max_backpressure / 2;
   c->state = WSL_CONN_OPEN;
   c->last_read_ms = uv_now(c->tcp.loop);
-  c->next_ping_ms = c->last_read_ms + c->ws.ping_interval_ms;
+  c->next_ping_ms = c->last_read_ms + c->ws->ping_interval_ms;
   wsl__ws_arm_keepalive(c);
 }
 
@@ -79,7 +162,7 @@ int wsl_conn_close(wsl_conn_t *c, int code, const char *reason, size_t len) {
   send_close_frame(c, code, reason, len);
   remember_close(c, code, reason, len);
   c->state = WSL_CONN_CLOSING;
-  wsl__conn_arm_timer(c, c->ws.close_timeout_ms);
+  wsl__conn_arm_timer(c, c->ws->close_timeout_ms);
   return 0;
 }
 
@@ -229,13 +312,13 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
  * (for proxies and NATs that drop quiet connections). */
 void wsl__ws_arm_keepalive(wsl_conn_t *c) {
   uint64_t now = uv_now(c->tcp.loop), next = 0;
-  uint64_t idle = c->ws.idle_timeout_ms;
+  uint64_t idle = c->ws->idle_timeout_ms;
   if (idle) {
     uint64_t quiet = now - c->last_read_ms, ping_at = idle * 3 / 4;
     next = quiet >= ping_at ? (quiet >= idle ? 1 : idle - quiet)
                             : ping_at - quiet;
   }
-  if (c->ws.ping_interval_ms) {
+  if (c->ws->ping_interval_ms) {
     uint64_t in = c->next_ping_ms > now ? c->next_ping_ms - now : 1;
     if (next == 0 || in < next)
       next = in;
@@ -245,7 +328,7 @@ void wsl__ws_arm_keepalive(wsl_conn_t *c) {
 
 void wsl__ws_on_timer(wsl_conn_t *c) {
   uint64_t now = uv_now(c->tcp.loop);
-  uint64_t idle = c->ws.idle_timeout_ms;
+  uint64_t idle = c->ws->idle_timeout_ms;
   uint64_t quiet = now - c->last_read_ms;
   if (idle && quiet >= idle) {
     wsl__conn_fail(c, 1001, "idle timeout");
@@ -256,8 +339,8 @@ void wsl__ws_on_timer(wsl_conn_t *c) {
     c->ping_outstanding = 1;
     ping = 1;
   }
-  if (c->ws.ping_interval_ms && now >= c->next_ping_ms) {
-    c->next_ping_ms = now + c->ws.ping_interval_ms;
+  if (c->ws->ping_interval_ms && now >= c->next_ping_ms) {
+    c->next_ping_ms = now + c->ws->ping_interval_ms;
     ping = 1;
   }
   if (ping)

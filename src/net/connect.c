@@ -92,14 +92,17 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
     return NULL;
   c->data = data;
   c->state = WSL_CONN_DIALING;
-  if (options)
-    c->ws = *options;
   wsl_dial_state_t *d = calloc(1, sizeof *d);
   if (d == NULL) {
     fail_dial(c, "out of memory");
     return c;
   }
   c->dial = d;
+  if (options)
+    d->ws = *options;
+  else
+    wsl_ws_options_default(&d->ws);
+  c->ws = &d->ws;
   size_t addr_len = strlen(dial->host) + 16;
   if ((d->addr = malloc(addr_len)) != NULL)
     snprintf(d->addr, addr_len, "%s:%d", dial->host, dial->port);
@@ -110,9 +113,9 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
   wsl_buf_t req = WSL_BUF_INIT;
   wsl_handshake_client_request(&req, dial->host_header, dial->path, d->key,
                                dial->protocols);
-  if (c->ws.deflate) {
+  if (d->ws.deflate) {
     wsl_buf_append_str(&req, "Sec-WebSocket-Extensions: ");
-    wsl_deflate_client_offer(&req, &c->ws.deflate_config);
+    wsl_deflate_client_offer(&req, &d->ws.deflate_config);
     wsl_buf_append_str(&req, "\r\n");
   }
   if (dial->extra_headers)
@@ -155,18 +158,19 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
  * none (compression off), or one we accept; anything else fails. */
 static int check_extensions(wsl_conn_t *c) {
   const wsl_http_request_t *r = &c->http->request;
-  if (!c->ws.deflate)
+  wsl_ws_options_t *o = &c->dial->ws;
+  if (!o->deflate)
     return 0;
   size_t n = wsl_http_header_count(r, "Sec-WebSocket-Extensions");
   if (n == 0) {
-    c->ws.deflate = 0;
+    o->deflate = 0;
     return 0;
   }
   const wsl_http_header_t *h = wsl_http_header(r, "Sec-WebSocket-Extensions");
   char why[128];
   if (n > 1 ||
-      wsl_deflate_client_accept(h->value, h->value_len, &c->ws.deflate_config,
-                                &c->ws.deflate_params, why, sizeof why) != 0) {
+      wsl_deflate_client_accept(h->value, h->value_len, &o->deflate_config,
+                                &o->deflate_params, why, sizeof why) != 0) {
     if (n > 1)
       snprintf(why, sizeof why, "more than one Sec-WebSocket-Extensions");
     fail_dial(c, wsl__conn_error_text(c, "unacceptable extension response",
@@ -187,7 +191,7 @@ size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
   }
   char why[128];
   if (wsl_handshake_client_check(&c->http->request, c->dial->key,
-                                 c->dial->protocols, c->ws.deflate, why,
+                                 c->dial->protocols, c->ws->deflate, why,
                                  sizeof why) != 0) {
     fail_dial(c,
               wsl__conn_error_text(c, "invalid handshake response", "%s", why));
@@ -196,6 +200,8 @@ size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
   if (check_extensions(c) != 0)
     return len;
   wsl__ws_open(c, NULL);
+  if (c->state != WSL_CONN_OPEN)
+    return len; /* out of memory: failed */
   if (c->handler->on_open)
     c->handler->on_open(c, &c->http->request);
   /* Open: nothing of the handshake is needed any more. */
