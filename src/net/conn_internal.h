@@ -81,7 +81,6 @@ struct wsl_conn {
    * for the connection's life (a reload does not change them). */
   const wsl_ws_options_t *ws;
   wsl_frame_parser_t frames;
-  uint64_t frame_got; /* payload bytes of the current frame so far */
   /* The payload of the control frame in progress (at most 125 bytes),
    * allocated at its header when it has one, freed at its end. */
   uint8_t *ctrl;

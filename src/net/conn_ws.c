@@ -226,10 +226,11 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
     c->ctrl_len += len;
     return 0;
   }
-  c->frame_got += len;
   if (c->msg_compressed)
     return wsl__compress_inflate(c, data, len, 0); /* ends at the frame end */
-  int last = h->fin && c->frame_got == h->length;
+  /* The parser counts the frame's payload delivered so far, this piece
+   * included. */
+  int last = h->fin && c->frames.pos == h->length;
   if (c->msg_opcode == WSL_OP_TEXT) {
     c->utf8 = wsl_utf8_feed(c->utf8, data, len);
     if (c->utf8 == WSL_UTF8_REJECT ||
@@ -279,7 +280,6 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
       wsl__conn_fail(c, ev.close_code, ev.reason);
       return;
     case WSL_FRAME_HEADER:
-      c->frame_got = 0;
       if (ev.header.opcode >= WSL_OP_CLOSE) {
         /* The frame parser has checked the length: 125 at most. */
         c->ctrl_len = 0;
