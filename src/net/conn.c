@@ -95,7 +95,7 @@ void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
 
 /* --- lifecycle ---------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(wsl_timer_t *t);
 
 wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
                           const wsl_conn_handler_t *handler,
@@ -103,14 +103,17 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
   wsl_conn_t *c = calloc(1, sizeof *c);
   if (c == NULL)
     return NULL;
-  if (uv_tcp_init(loop, &c->tcp) != 0) {
+  if (wsl_timers_attach(loop, on_timer) != 0) {
     free(c);
     return NULL;
   }
-  uv_timer_init(loop, &c->timer);
+  if (uv_tcp_init(loop, &c->tcp) != 0) {
+    wsl_timers_detach(loop);
+    free(c);
+    return NULL;
+  }
   c->tcp.data = c;
-  c->timer.data = c;
-  c->refs = 2;
+  c->refs = 1;
   c->role = role;
   c->handler = handler;
   c->close_code = 1006;
@@ -147,6 +150,7 @@ void wsl__conn_unref(wsl_conn_t *c) {
       c->list->on_empty(c->list);
   }
   wsl__conn_http_close(c);
+  wsl_timers_detach(c->tcp.loop);
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
   wsl_buf_free(&c->pending);
@@ -185,8 +189,8 @@ static void close_now(wsl_conn_t *c) {
   }
   c->handles_closing = 1;
   c->state = WSL_CONN_CLOSED;
+  wsl_timer_stop(c->tcp.loop, &c->timer);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
 static int uncork(wsl_conn_t *c);
@@ -216,15 +220,15 @@ void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms) {
   if (c->handles_closing)
     return;
   if (ms == 0)
-    uv_timer_stop(&c->timer);
+    wsl_timer_stop(c->tcp.loop, &c->timer);
   else
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    wsl_timer_start(c->tcp.loop, &c->timer, ms);
 }
 
 static void process_pending(wsl_conn_t *c);
 
-static void on_timer(uv_timer_t *t) {
-  wsl_conn_t *c = t->data;
+static void on_timer(wsl_timer_t *t) {
+  wsl_conn_t *c = (wsl_conn_t *)((char *)t - offsetof(wsl_conn_t, timer));
   if (c->pending.len > 0 && !c->processing &&
       (c->state == WSL_CONN_HTTP || c->state == WSL_CONN_OPEN)) {
     /* Bytes that came while the owner was answering (see
@@ -731,7 +735,7 @@ int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len) {
  * setting up (a client object after an upgrade) before events come. */
 static void schedule_pending(wsl_conn_t *c) {
   if (c->pending.len > 0 && !c->handles_closing)
-    uv_timer_start(&c->timer, on_timer, 0, 0);
+    wsl_timer_start(c->tcp.loop, &c->timer, 0);
 }
 
 int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive) {

@@ -5,6 +5,7 @@
 #define WSL_CONN_INTERNAL_H
 
 #include "net/conn.h"
+#include "net/timers.h"
 #include "net/tls.h"
 #include "proto/buf.h"
 #include "proto/frame.h"
@@ -26,7 +27,9 @@ typedef struct wsl_dial_state {
 
 struct wsl_conn {
   uv_tcp_t tcp;
-  uv_timer_t timer; /* handshake, keep-alive, idle and close-wait timeouts */
+  /* Handshake, keep-alive, idle and close-wait timeouts: one timer, on the
+   * loop's shared libuv timer (timers.h). */
+  wsl_timer_t timer;
   const wsl_conn_handler_t *handler;
   const wsl_conn_config_t *config; /* server role */
   void *data;                      /* the owner's */
@@ -63,7 +66,7 @@ struct wsl_conn {
   unsigned close_sent : 1, close_received : 1;
   unsigned compress : 1;        /* permessage-deflate negotiated */
   unsigned deflater_shared : 1; /* deflater is the thread's (compress.c) */
-  int refs;                     /* tcp, timer, pending requests: free at 0 */
+  int refs;                     /* tcp, pending requests: free at 0 */
   uint32_t utf8; /* validation state of the current text message */
 
   wsl_buf_t pending; /* bytes read but not yet parsed (while answering) */
