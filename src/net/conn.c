@@ -153,7 +153,10 @@ void wsl__conn_unref(wsl_conn_t *c) {
   wsl_timers_detach(c->tcp.loop);
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
-  wsl_buf_free(&c->pending);
+  if (c->pending) {
+    wsl_buf_free(c->pending);
+    free(c->pending);
+  }
   wsl_buf_free(&c->cork);
   wsl__ws_options_release(c);
   wsl__dial_free(c);
@@ -227,9 +230,21 @@ void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms) {
 
 static void process_pending(wsl_conn_t *c);
 
+static size_t pending_len(const wsl_conn_t *c) {
+  return c->pending ? c->pending->len : 0;
+}
+
+/* Keeps bytes to parse later; the buffer exists only while some wait. */
+static void hold(wsl_conn_t *c, const char *data, size_t len) {
+  if (c->pending == NULL &&
+      (c->pending = calloc(1, sizeof *c->pending)) == NULL)
+    return;
+  wsl_buf_append(c->pending, data, len);
+}
+
 static void on_timer(wsl_timer_t *t) {
   wsl_conn_t *c = (wsl_conn_t *)((char *)t - offsetof(wsl_conn_t, timer));
-  if (c->pending.len > 0 && !c->processing &&
+  if (pending_len(c) > 0 && !c->processing &&
       (c->state == WSL_CONN_HTTP || c->state == WSL_CONN_OPEN)) {
     /* Bytes that came while the owner was answering (see
      * schedule_pending): arm the state's own timeout, then parse them. */
@@ -384,7 +399,7 @@ static size_t http_input(wsl_conn_t *c, char *data, size_t len) {
 
 static void process_input(wsl_conn_t *c, char *data, size_t len) {
   if (c->processing) {
-    wsl_buf_append(&c->pending, data, len);
+    hold(c, data, len);
     return;
   }
   c->processing = 1;
@@ -404,7 +419,7 @@ static void process_input(wsl_conn_t *c, char *data, size_t len) {
       break;
     case WSL_CONN_ANSWERING:
       /* The owner has not answered yet: keep the bytes, read no more. */
-      wsl_buf_append(&c->pending, data, len);
+      hold(c, data, len);
       stop_reading(c);
       break;
     case WSL_CONN_CLOSED:
@@ -418,12 +433,13 @@ static void process_input(wsl_conn_t *c, char *data, size_t len) {
 
 /* Feeds bytes that arrived while the owner was answering. */
 static void process_pending(wsl_conn_t *c) {
-  if (c->processing || c->pending.len == 0)
+  if (c->processing || pending_len(c) == 0)
     return;
-  wsl_buf_t held = c->pending;
-  c->pending = (wsl_buf_t)WSL_BUF_INIT;
-  process_input(c, held.data, held.len);
-  wsl_buf_free(&held);
+  wsl_buf_t *held = c->pending;
+  c->pending = NULL;
+  process_input(c, held->data, held->len);
+  wsl_buf_free(held);
+  free(held);
 }
 
 /* --- writing ------------------------------------------------------------ */
@@ -734,7 +750,7 @@ int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len) {
  * turn of the loop, not from inside the owner's call: the owner finishes
  * setting up (a client object after an upgrade) before events come. */
 static void schedule_pending(wsl_conn_t *c) {
-  if (c->pending.len > 0 && !c->handles_closing)
+  if (pending_len(c) > 0 && !c->handles_closing)
     wsl_timer_start(c->tcp.loop, &c->timer, 0);
 }
 

@@ -16,7 +16,9 @@
 
 typedef struct wsl_conn wsl_conn_t;
 
-/* Limits and timings; every field has a default (wsl_conn_options_default). */
+/* Limits and timings; every field has a default (wsl_conn_options_default).
+ * An open connection keeps a shared copy (conn_ws.c normalize() copies each
+ * field: a new one goes there too). */
 typedef struct {
   uint64_t max_message;      /* bytes; over: close 1009 (default 1 MiB) */
   uint64_t max_frame;        /* bytes; over: close 1009 (default max_message) */

@@ -69,7 +69,9 @@ struct wsl_conn {
   int refs;                     /* tcp, pending requests: free at 0 */
   uint32_t utf8; /* validation state of the current text message */
 
-  wsl_buf_t pending; /* bytes read but not yet parsed (while answering) */
+  /* Bytes read but not yet parsed (while the owner answers a request),
+   * NULL when none wait. */
+  wsl_buf_t *pending;
   /* While a read is parsed (on_read), small writes wait here and leave in
    * one system call when it is done: one write per read, not per message. */
   wsl_buf_t cork;

@@ -37,7 +37,13 @@ typedef struct shared_options {
 static _Thread_local shared_options_t *shared_options;
 
 /* Field by field into zeroed memory, so that padding never tells two equal
- * option sets apart when they are compared whole. */
+ * option sets apart when they are compared whole. A field added to
+ * wsl_ws_options_t must be copied here too: the size check below is there
+ * to say so. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(wsl_ws_options_t) == 120,
+               "wsl_ws_options_t changed: update normalize()");
+#endif
 static void normalize(wsl_ws_options_t *out, const wsl_ws_options_t *in) {
   memset(out, 0, sizeof *out);
   out->max_message = in->max_message;
