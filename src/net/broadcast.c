@@ -67,7 +67,7 @@ int wsl_conn_send_broadcast(wsl_conn_t *c, wsl_broadcast_t *b) {
     return UV_ECANCELED;
   if (c->role != WSL_ROLE_SERVER)
     return wsl_conn_send(c, b->opcode, b->data, b->len); /* masked per frame */
-  if (c->compress && b->len >= c->ws.deflate_config.threshold) {
+  if (c->compress && b->len >= c->ws->deflate_config.threshold) {
     wsl_shared_frame_t *f = compressed_frame(b, c);
     if (f == NULL)
       return wsl_conn_send(c, b->opcode, b->data, b->len);

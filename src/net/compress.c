@@ -111,7 +111,7 @@ static int on_inflated(void *ud, const uint8_t *data, size_t len) {
 
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin) {
-  int r = wsl_inflater_feed(c->inflater, data, len, fin, c->ws.max_message,
+  int r = wsl_inflater_feed(c->inflater, data, len, fin, c->ws->max_message,
                             on_inflated, c);
   if (r == WSL_DEFLATE_TOO_BIG) {
     wsl__conn_fail(c, 1009, "inflated message too big");
@@ -134,7 +134,7 @@ int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
 
 int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,
                           wsl_buf_t *out) {
-  if (!c->compress || len < c->ws.deflate_config.threshold)
+  if (!c->compress || len < c->ws->deflate_config.threshold)
     return 0;
   if (wsl_deflater_compress(c->deflater, data, len, out) != 0)
     return -1;
@@ -146,7 +146,7 @@ int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,
 int wsl__compress_share_key(const wsl_conn_t *c) {
   if (!c->deflater_shared)
     return 0;
-  const wsl_deflate_config_t *cfg = &c->ws.deflate_config;
-  const wsl_deflate_params_t *p = &c->ws.deflate_params;
+  const wsl_deflate_config_t *cfg = &c->ws->deflate_config;
+  const wsl_deflate_params_t *p = &c->ws->deflate_params;
   return settings_key(cfg->level, cfg->mem_level, p->server_max_window_bits);
 }

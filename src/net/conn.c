@@ -2,6 +2,7 @@
  * The HTTP request phase is here too; the WebSocket session is conn_ws.c. */
 #include "net/conn_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,26 @@ void wsl_conn_set_data(wsl_conn_t *c, void *data) {
 }
 
 const char *wsl_conn_remote_addr(const wsl_conn_t *c) {
-  return c->remote_addr;
+  /* Formatted on demand: 28 bytes of address per connection instead of a
+   * string, and it is asked for only in logs and by tostring. */
+  static _Thread_local char out[INET6_ADDRSTRLEN + 8];
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  switch (c->peer.sa.sa_family) {
+  case AF_INET6:
+    uv_ip6_name(&c->peer.in6, ip, sizeof ip);
+    snprintf(out, sizeof out, "[%s]:%d", ip, ntohs(c->peer.in6.sin6_port));
+    return out;
+  case AF_INET:
+    uv_ip4_name(&c->peer.in, ip, sizeof ip);
+    port = ntohs(c->peer.in.sin_port);
+    break;
+  default:
+    if (c->dial && c->dial->addr)
+      return c->dial->addr;
+  }
+  snprintf(out, sizeof out, "%s:%d", ip, port);
+  return out;
 }
 
 const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c) {
@@ -75,7 +95,7 @@ void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
 
 /* --- lifecycle ---------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(wsl_timer_t *t);
 
 wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
                           const wsl_conn_handler_t *handler,
@@ -83,18 +103,21 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
   wsl_conn_t *c = calloc(1, sizeof *c);
   if (c == NULL)
     return NULL;
-  if (uv_tcp_init(loop, &c->tcp) != 0) {
+  if (wsl_timers_attach(loop, on_timer) != 0) {
     free(c);
     return NULL;
   }
-  uv_timer_init(loop, &c->timer);
+  if (uv_tcp_init(loop, &c->tcp) != 0) {
+    wsl_timers_detach(loop);
+    free(c);
+    return NULL;
+  }
   c->tcp.data = c;
-  c->timer.data = c;
-  c->refs = 2;
+  c->refs = 1;
   c->role = role;
   c->handler = handler;
   c->close_code = 1006;
-  wsl_ws_options_default(&c->ws);
+  c->ws = wsl__ws_options_default();
   c->list = list;
   if (list) {
     c->next = list->head;
@@ -112,7 +135,8 @@ void wsl__conn_unref(wsl_conn_t *c) {
   /* Gone from its topics before the owner hears of the close. */
   wsl__topics_leave_all(c);
   if (c->handler->on_close)
-    c->handler->on_close(c, c->close_code, c->close_reason,
+    c->handler->on_close(c, c->close_code,
+                         c->close_reason ? c->close_reason : "",
                          c->close_reason_len, c->error);
   if (c->list) {
     if (c->prev)
@@ -125,14 +149,20 @@ void wsl__conn_unref(wsl_conn_t *c) {
     if (c->list->count == 0 && c->list->on_empty)
       c->list->on_empty(c->list);
   }
-  if (c->http_parser_live)
-    wsl_http_parser_free(&c->http);
+  wsl__conn_http_close(c);
+  wsl_timers_detach(c->tcp.loop);
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
-  wsl_buf_free(&c->pending);
+  if (c->pending) {
+    wsl_buf_free(c->pending);
+    free(c->pending);
+  }
   wsl_buf_free(&c->cork);
-  free(c->dial_request);
-  free(c->dial_protocols);
+  wsl__ws_options_release(c);
+  wsl__dial_free(c);
+  free(c->ctrl);
+  free(c->close_reason);
+  free(c->error_buf);
   free(c);
 }
 
@@ -162,8 +192,8 @@ static void close_now(wsl_conn_t *c) {
   }
   c->handles_closing = 1;
   c->state = WSL_CONN_CLOSED;
+  wsl_timer_stop(c->tcp.loop, &c->timer);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
 static int uncork(wsl_conn_t *c);
@@ -183,7 +213,7 @@ void wsl_conn_abort(wsl_conn_t *c, int flush) {
       uv_read_stop((uv_stream_t *)&c->tcp);
       c->reading = 0;
     }
-    wsl__conn_arm_timer(c, c->ws.close_timeout_ms);
+    wsl__conn_arm_timer(c, c->ws->close_timeout_ms);
     return;
   }
   close_now(c);
@@ -193,16 +223,28 @@ void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms) {
   if (c->handles_closing)
     return;
   if (ms == 0)
-    uv_timer_stop(&c->timer);
+    wsl_timer_stop(c->tcp.loop, &c->timer);
   else
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    wsl_timer_start(c->tcp.loop, &c->timer, ms);
 }
 
 static void process_pending(wsl_conn_t *c);
 
-static void on_timer(uv_timer_t *t) {
-  wsl_conn_t *c = t->data;
-  if (c->pending.len > 0 && !c->processing &&
+static size_t pending_len(const wsl_conn_t *c) {
+  return c->pending ? c->pending->len : 0;
+}
+
+/* Keeps bytes to parse later; the buffer exists only while some wait. */
+static void hold(wsl_conn_t *c, const char *data, size_t len) {
+  if (c->pending == NULL &&
+      (c->pending = calloc(1, sizeof *c->pending)) == NULL)
+    return;
+  wsl_buf_append(c->pending, data, len);
+}
+
+static void on_timer(wsl_timer_t *t) {
+  wsl_conn_t *c = (wsl_conn_t *)((char *)t - offsetof(wsl_conn_t, timer));
+  if (pending_len(c) > 0 && !c->processing &&
       (c->state == WSL_CONN_HTTP || c->state == WSL_CONN_OPEN)) {
     /* Bytes that came while the owner was answering (see
      * schedule_pending): arm the state's own timeout, then parse them. */
@@ -215,14 +257,14 @@ static void on_timer(uv_timer_t *t) {
   }
   if (c->close_after_flush) {
     wsl_log(WSL_LOG_INFO, "%s: peer did not take the last bytes, closing",
-            c->remote_addr);
+            wsl_conn_remote_addr(c));
     close_now(c);
     return;
   }
   switch (c->state) {
   case WSL_CONN_HTTP:
     wsl_log(WSL_LOG_INFO, "%s: no complete request in time, closing",
-            c->remote_addr);
+            wsl_conn_remote_addr(c));
     close_now(c);
     break;
   case WSL_CONN_DIALING:
@@ -234,7 +276,7 @@ static void on_timer(uv_timer_t *t) {
     break;
   case WSL_CONN_CLOSING:
     wsl_log(WSL_LOG_DEBUG, "%s: no close frame from the peer in time",
-            c->remote_addr);
+            wsl_conn_remote_addr(c));
     close_now(c);
     break;
   default:
@@ -245,21 +287,33 @@ static void on_timer(uv_timer_t *t) {
 void wsl__conn_fill_remote_addr(wsl_conn_t *c) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  char ip[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
+  memset(&c->peer, 0, sizeof c->peer);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      uv_ip6_name(a, ip, sizeof ip);
-      port = ntohs(a->sin6_port);
-      snprintf(c->remote_addr, sizeof c->remote_addr, "[%s]:%d", ip, port);
-      return;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    port = ntohs(a->sin_port);
+    if (ss.ss_family == AF_INET6)
+      memcpy(&c->peer.in6, &ss, sizeof c->peer.in6);
+    else if (ss.ss_family == AF_INET)
+      memcpy(&c->peer.in, &ss, sizeof c->peer.in);
   }
-  snprintf(c->remote_addr, sizeof c->remote_addr, "%s:%d", ip, port);
+  /* Unknown, and no longer "host:port" as dialled: "?:0", as a failed
+   * lookup always read. */
+  if (c->peer.sa.sa_family == AF_UNSPEC && c->dial) {
+    free(c->dial->addr);
+    c->dial->addr = NULL;
+  }
+}
+
+const char *wsl__conn_error_text(wsl_conn_t *c, const char *fallback,
+                                 const char *fmt, ...) {
+  /* Made once per connection at most (the error that closes it), so the
+   * buffer is kept until the connection is freed: c->error may point in. */
+  enum { ERROR_TEXT_MAX = 128 };
+  if (c->error_buf == NULL && (c->error_buf = malloc(ERROR_TEXT_MAX)) == NULL)
+    return fallback;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->error_buf, ERROR_TEXT_MAX, fmt, ap);
+  va_end(ap);
+  return c->error_buf;
 }
 
 /* --- reading ------------------------------------------------------------ */
@@ -320,16 +374,17 @@ static void stop_reading(wsl_conn_t *c) {
 /* Parses HTTP bytes; returns how many were used. */
 static size_t http_input(wsl_conn_t *c, char *data, size_t len) {
   size_t used = 0;
-  int r = wsl_http_parse(&c->http, data, len, &used);
+  int r = wsl_http_parse(c->http, data, len, &used);
   if (r == WSL_HTTP_NEED_MORE) {
     c->stats.bytes_in += len;
     return len;
   }
   c->stats.bytes_in += used;
   if (r != WSL_HTTP_DONE) {
-    wsl_log(WSL_LOG_INFO, "%s: %d %s", c->remote_addr, r, c->http.error);
+    wsl_log(WSL_LOG_INFO, "%s: %d %s", wsl_conn_remote_addr(c), r,
+            c->http->error);
     wsl_buf_t out = WSL_BUF_INIT;
-    wsl_http_error_response(&out, r, c->http.error, 1);
+    wsl_http_error_response(&out, r, c->http->error, 1);
     wsl_conn_write(c, out.data, out.len);
     wsl_buf_free(&out);
     c->state = WSL_CONN_CLOSING;
@@ -338,13 +393,13 @@ static size_t http_input(wsl_conn_t *c, char *data, size_t len) {
   }
   c->state = WSL_CONN_ANSWERING;
   wsl__conn_arm_timer(c, 0);
-  c->handler->on_request(c, &c->http.request);
+  c->handler->on_request(c, &c->http->request);
   return used;
 }
 
 static void process_input(wsl_conn_t *c, char *data, size_t len) {
   if (c->processing) {
-    wsl_buf_append(&c->pending, data, len);
+    hold(c, data, len);
     return;
   }
   c->processing = 1;
@@ -364,7 +419,7 @@ static void process_input(wsl_conn_t *c, char *data, size_t len) {
       break;
     case WSL_CONN_ANSWERING:
       /* The owner has not answered yet: keep the bytes, read no more. */
-      wsl_buf_append(&c->pending, data, len);
+      hold(c, data, len);
       stop_reading(c);
       break;
     case WSL_CONN_CLOSED:
@@ -378,12 +433,13 @@ static void process_input(wsl_conn_t *c, char *data, size_t len) {
 
 /* Feeds bytes that arrived while the owner was answering. */
 static void process_pending(wsl_conn_t *c) {
-  if (c->processing || c->pending.len == 0)
+  if (c->processing || pending_len(c) == 0)
     return;
-  wsl_buf_t held = c->pending;
-  c->pending = (wsl_buf_t)WSL_BUF_INIT;
-  process_input(c, held.data, held.len);
-  wsl_buf_free(&held);
+  wsl_buf_t *held = c->pending;
+  c->pending = NULL;
+  process_input(c, held->data, held->len);
+  wsl_buf_free(held);
+  free(held);
 }
 
 /* --- writing ------------------------------------------------------------ */
@@ -408,7 +464,7 @@ static void on_write(uv_write_t *req, int status) {
     close_now(c);
     return;
   }
-  if (c->above_low_water && c->tcp.write_queue_size <= c->ws.low_water) {
+  if (c->above_low_water && c->tcp.write_queue_size <= c->ws->low_water) {
     c->above_low_water = 0;
     if (c->state == WSL_CONN_OPEN && c->handler->on_drain)
       c->handler->on_drain(c);
@@ -473,7 +529,7 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
     close_now(c);
     return UV_ECANCELED;
   }
-  if (c->state == WSL_CONN_OPEN && c->tcp.write_queue_size > c->ws.low_water)
+  if (c->state == WSL_CONN_OPEN && c->tcp.write_queue_size > c->ws->low_water)
     c->above_low_water = 1;
   return 0;
 }
@@ -550,7 +606,7 @@ static void tls_input(wsl_conn_t *c, char *data, size_t len) {
   wsl_buf_free(&out);
   if (r < 0) {
     if (err) {
-      wsl_log(WSL_LOG_INFO, "%s: %s, closing", c->remote_addr, err);
+      wsl_log(WSL_LOG_INFO, "%s: %s, closing", wsl_conn_remote_addr(c), err);
       if (c->error == NULL)
         c->error = err;
     }
@@ -631,16 +687,17 @@ void wsl__shared_frame_release(wsl_shared_frame_t *f) {
 /* Past the send-buffer limit a message is skipped (drop policy) or the
  * connection closed with 1008, a reason that names the limit. */
 static int check_backpressure(wsl_conn_t *c) {
-  if (c->ws.max_backpressure == 0 || queued(c) <= c->ws.max_backpressure)
+  if (c->ws->max_backpressure == 0 || queued(c) <= c->ws->max_backpressure)
     return 0;
-  if (c->ws.backpressure_drop) {
+  if (c->ws->backpressure_drop) {
     c->dropped++;
     return WSL_EDROPPED;
   }
-  snprintf(c->error_buf, sizeof c->error_buf,
-           "send buffer over max_backpressure (%zu bytes)",
-           c->ws.max_backpressure);
-  wsl__conn_fail(c, 1008, c->error_buf);
+  wsl__conn_fail(c, 1008,
+                 wsl__conn_error_text(c, "send buffer over max_backpressure",
+                                      "send buffer over max_backpressure "
+                                      "(%zu bytes)",
+                                      c->ws->max_backpressure));
   return UV_ENOBUFS;
 }
 
@@ -693,19 +750,19 @@ int wsl_conn_ping(wsl_conn_t *c, const void *data, size_t len) {
  * turn of the loop, not from inside the owner's call: the owner finishes
  * setting up (a client object after an upgrade) before events come. */
 static void schedule_pending(wsl_conn_t *c) {
-  if (c->pending.len > 0 && !c->handles_closing)
-    uv_timer_start(&c->timer, on_timer, 0, 0);
+  if (pending_len(c) > 0 && !c->handles_closing)
+    wsl_timer_start(c->tcp.loop, &c->timer, 0);
 }
 
 int wsl_conn_http_finish(wsl_conn_t *c, int keep_alive) {
   if (c->state != WSL_CONN_ANSWERING)
     return UV_ECANCELED;
-  if (!keep_alive || c->http.request.upgrade) {
+  if (!keep_alive || c->http->request.upgrade) {
     c->state = WSL_CONN_CLOSING;
     wsl_conn_abort(c, 1);
     return 0;
   }
-  wsl_http_parser_next(&c->http);
+  wsl_http_parser_next(c->http);
   c->state = WSL_CONN_HTTP;
   wsl__conn_arm_timer(c, c->config->keepalive_timeout_ms);
   wsl__conn_start_reading(c);
@@ -720,10 +777,28 @@ int wsl_conn_upgrade(wsl_conn_t *c, const void *response, size_t len,
   int r = queue_write(c, response, len, NULL);
   if (r != 0)
     return r;
-  wsl_http_parser_free(&c->http);
-  c->http_parser_live = 0;
+  /* The request was the last HTTP on this connection: what follows it is
+   * WebSocket (pipelined bytes included), so the parser goes now. */
+  wsl__conn_http_close(c);
   wsl__ws_open(c, options);
   wsl__conn_start_reading(c);
   schedule_pending(c);
   return 0;
+}
+
+int wsl__conn_http_open(wsl_conn_t *c, wsl_http_mode_t mode,
+                        const wsl_http_limits_t *limits) {
+  c->http = malloc(sizeof *c->http);
+  if (c->http == NULL)
+    return UV_ENOMEM;
+  wsl_http_parser_init(c->http, mode, limits);
+  return 0;
+}
+
+void wsl__conn_http_close(wsl_conn_t *c) {
+  if (c->http == NULL)
+    return;
+  wsl_http_parser_free(c->http);
+  free(c->http);
+  c->http = NULL;
 }

@@ -16,7 +16,9 @@
 
 typedef struct wsl_conn wsl_conn_t;
 
-/* Limits and timings; every field has a default (wsl_conn_options_default). */
+/* Limits and timings; every field has a default (wsl_conn_options_default).
+ * An open connection keeps a shared copy (conn_ws.c normalize() copies each
+ * field: a new one goes there too). */
 typedef struct {
   uint64_t max_message;      /* bytes; over: close 1009 (default 1 MiB) */
   uint64_t max_frame;        /* bytes; over: close 1009 (default max_message) */
@@ -85,7 +87,9 @@ wsl_conn_state_t wsl_conn_state(const wsl_conn_t *c);
 /* The owner's pointer, NULL until set. */
 void *wsl_conn_data(const wsl_conn_t *c);
 void wsl_conn_set_data(wsl_conn_t *c, void *data);
-/* "1.2.3.4:5678" or "[::1]:5678". */
+/* "1.2.3.4:5678" or "[::1]:5678" ("host:port" as dialled until a client
+ * connection is connected). Formatted when asked, into storage of the
+ * calling thread that the next call reuses: copy it to keep it. */
 const char *wsl_conn_remote_addr(const wsl_conn_t *c);
 /* Bytes written but not yet taken by the kernel. */
 size_t wsl_conn_buffered(const wsl_conn_t *c);

@@ -5,77 +5,105 @@
 #define WSL_CONN_INTERNAL_H
 
 #include "net/conn.h"
+#include "net/timers.h"
 #include "net/tls.h"
 #include "proto/buf.h"
 #include "proto/frame.h"
 
+/* Client role: what the opening handshake needs (connect.c). Allocated by
+ * wsl_connect, freed once the handshake is done: an open connection carries
+ * none of it. After a failed dial it stays until the connection is freed
+ * (addr names the peer in logs). */
+typedef struct wsl_dial_state {
+  char *request; /* the handshake request bytes, until written */
+  size_t request_len;
+  char key[25];
+  char *protocols;
+  struct wsl_tls_ctx *tls;
+  char *server_name;
+  char *addr; /* "host:port" as dialled, the remote address until connected */
+  wsl_ws_options_t ws; /* the options, settled by the server's answer */
+} wsl_dial_state_t;
+
 struct wsl_conn {
   uv_tcp_t tcp;
-  uv_timer_t timer; /* handshake, keep-alive, idle and close-wait timeouts */
-  wsl_conn_state_t state;
-  wsl_role_t role;
+  /* Handshake, keep-alive, idle and close-wait timeouts: one timer, on the
+   * loop's shared libuv timer (timers.h). */
+  wsl_timer_t timer;
   const wsl_conn_handler_t *handler;
   const wsl_conn_config_t *config; /* server role */
   void *data;                      /* the owner's */
   struct wsl_conn *prev, *next;    /* the listener's (or dialer's) list */
   struct wsl_conn_list *list;
+  wsl_tls_t *tls; /* NULL for plain TCP */
+  /* The peer's address, formatted only when asked (wsl_conn_remote_addr);
+   * family AF_UNSPEC until known. */
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } peer;
+  /* Small fields together: an idle connection is mostly this struct, and
+   * 10,000 of them should cost little (issue 6). */
+  uint8_t state;       /* wsl_conn_state_t */
+  uint8_t role;        /* wsl_role_t */
+  uint8_t msg_opcode;  /* opcode of the message in progress, or 0 */
+  uint8_t ctrl_len;    /* bytes of ctrl so far */
+  uint16_t close_code; /* the session's close code for on_close */
+  uint8_t close_reason_len;
+  unsigned processing : 1;        /* inside process_input: do not re-enter */
+  unsigned handles_closing : 1;   /* uv_close was called */
+  unsigned reading : 1;           /* uv_read_start is in effect */
+  unsigned close_after_flush : 1; /* shutdown once the write queue drains */
+  unsigned corked : 1;            /* a read is being parsed: see cork */
+  unsigned ws_shared : 1;         /* ws is a shared copy (conn_ws.c) */
+  unsigned msg_compressed : 1;    /* it came with RSV1: inflate its pieces */
+  unsigned msg_delivered : 1;     /* a piece of it went to the owner */
+  unsigned msg_done : 1;          /* its last piece went to the owner */
+  unsigned ping_outstanding : 1;  /* a keepalive ping was sent, no answer */
+  unsigned above_low_water : 1;   /* the send queue passed ws->low_water:
+                                     on_drain when it falls back */
+  unsigned close_sent : 1, close_received : 1;
+  unsigned compress : 1;        /* permessage-deflate negotiated */
+  unsigned deflater_shared : 1; /* deflater is the thread's (compress.c) */
+  int refs;                     /* tcp, pending requests: free at 0 */
+  uint32_t utf8; /* validation state of the current text message */
 
-  wsl_tls_t *tls;        /* NULL for plain TCP */
-  char remote_addr[64];
-  wsl_buf_t pending;     /* bytes read but not yet parsed (while answering) */
-  int processing;        /* inside process_input: do not re-enter */
-  int refs;              /* tcp, timer, pending requests: free at zero */
-  int handles_closing;   /* uv_close was called */
-  int reading;           /* uv_read_start is in effect */
-  int close_after_flush; /* shutdown once the write queue drains */
+  /* Bytes read but not yet parsed (while the owner answers a request),
+   * NULL when none wait. */
+  wsl_buf_t *pending;
   /* While a read is parsed (on_read), small writes wait here and leave in
    * one system call when it is done: one write per read, not per message. */
   wsl_buf_t cork;
-  int corked;
 
-  /* HTTP */
-  wsl_http_parser_t http;
-  int http_parser_live;
+  /* HTTP: the parser exists while the connection speaks HTTP (or, client
+   * role, waits for the handshake response), NULL once upgraded. */
+  wsl_http_parser_t *http;
 
-  /* WebSocket */
-  wsl_ws_options_t ws;
+  /* WebSocket. The options are read only: until the upgrade the defaults
+   * (client role: the dial state's), from then on a copy shared by every
+   * connection of the thread opened with the same ones (conn_ws.c), kept
+   * for the connection's life (a reload does not change them). */
+  const wsl_ws_options_t *ws;
   wsl_frame_parser_t frames;
-  uint32_t utf8;          /* validation state of the current text message */
-  int msg_opcode;         /* opcode of the message in progress, or 0 */
-  int msg_compressed;     /* it came with RSV1: inflate its pieces */
-  int msg_delivered;      /* a piece of it went to the owner */
-  int msg_done;           /* its last piece went to the owner */
-  uint64_t frame_got;     /* payload bytes of the current frame so far */
-  uint8_t ctrl[125];      /* payload of the current control frame */
-  size_t ctrl_len;
+  /* The payload of the control frame in progress (at most 125 bytes),
+   * allocated at its header when it has one, freed at its end. */
+  uint8_t *ctrl;
   uint64_t last_read_ms;  /* uv_now when the peer last sent something */
-  int ping_outstanding;   /* a keepalive ping was sent, no answer yet */
   uint64_t next_ping_ms;  /* uv_now of the next ping_interval ping */
-  int above_low_water;    /* the send queue passed ws.low_water: on_drain
-                             when it falls back */
   uint64_t dropped;       /* messages skipped (backpressure_drop) */
   wsl_conn_stats_t stats; /* bytes and messages each way, who closed */
   struct wsl_sub *subs, *subs_tail; /* its topics (topics.c) */
-  int close_sent, close_received;
-  int close_code;         /* the session's close code for on_close */
-  char close_reason[124];
-  size_t close_reason_len;
-  const char *error;      /* what went wrong, for on_close */
-  char error_buf[128];    /* for an error message made at run time */
+  char *close_reason; /* allocated once a reason is known, else NULL */
+  const char *error;  /* what went wrong, for on_close */
+  char *error_buf;    /* an error message made at run time, or NULL */
 
   /* permessage-deflate, when negotiated (compress.c) */
-  int compress;
   wsl_deflater_t *deflater; /* our own, or the thread's shared one */
-  int deflater_shared;
   wsl_inflater_t *inflater;
 
-  /* client role */
-  char *dial_request;     /* the handshake request bytes */
-  size_t dial_request_len;
-  char dial_key[25];
-  char *dial_protocols;
-  struct wsl_tls_ctx *dial_tls;
-  char dial_server_name[256];
+  /* client role, until the handshake is done */
+  wsl_dial_state_t *dial;
 };
 
 typedef struct wsl_conn_list {
@@ -106,7 +134,18 @@ void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms);
 int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
                           const void *data, size_t len);
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why);
+/* Records the peer's address (after accept or connect). */
 void wsl__conn_fill_remote_addr(wsl_conn_t *c);
+/* A message made at run time for c->error: formatted into storage that
+ * lives as long as the connection, or a fixed text when memory is short. */
+const char *wsl__conn_error_text(wsl_conn_t *c, const char *fallback,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The HTTP parser of a connection that starts speaking HTTP (0, or
+ * UV_ENOMEM), and its end (upgrade, handshake done, connection freed). */
+int wsl__conn_http_open(wsl_conn_t *c, wsl_http_mode_t mode,
+                        const wsl_http_limits_t *limits);
+void wsl__conn_http_close(wsl_conn_t *c);
 /* Puts TLS under the connection; the client role sends its ClientHello. */
 int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
                         const char *server_name);
@@ -115,6 +154,10 @@ int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
  * connection stops reading. */
 void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len);
 void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options);
+/* The options of a connection that has not opened a session yet. */
+const wsl_ws_options_t *wsl__ws_options_default(void);
+/* Drops the connection's hold on its shared options. */
+void wsl__ws_options_release(wsl_conn_t *c);
 void wsl__ws_on_timer(wsl_conn_t *c);
 /* Arms the timer for the next keepalive event (idle ping or close, or the
  * ping_interval ping). */
@@ -139,5 +182,6 @@ int wsl__compress_share_key(const wsl_conn_t *c);
 
 /* connect.c: the response to our handshake request. */
 size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len);
+void wsl__dial_free(wsl_conn_t *c);
 
 #endif

@@ -3,29 +3,119 @@
  * and keepalive. */
 #include "net/conn_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/log.h"
 #include "proto/close.h"
 #include "proto/utf8.h"
 
+/* --- options ------------------------------------------------------------ */
+
+static uv_once_t defaults_once = UV_ONCE_INIT;
+static wsl_ws_options_t defaults;
+
+static void init_defaults(void) {
+  wsl_ws_options_default(&defaults);
+}
+
+const wsl_ws_options_t *wsl__ws_options_default(void) {
+  uv_once(&defaults_once, init_defaults);
+  return &defaults;
+}
+
+/* The option sets in use by this thread's sessions: most servers have a
+ * handful (one per endpoint and negotiated compression), so 10,000
+ * connections hold 10,000 pointers, not 10,000 copies. A thread's
+ * connections are opened and freed on its own loop: no lock. */
+typedef struct shared_options {
+  wsl_ws_options_t o; /* first: a connection's c->ws points here */
+  size_t refs;
+  struct shared_options *next;
+} shared_options_t;
+
+static _Thread_local shared_options_t *shared_options;
+
+/* Field by field into zeroed memory, so that padding never tells two equal
+ * option sets apart when they are compared whole. A field added to
+ * wsl_ws_options_t must be copied here too: the size check below is there
+ * to say so. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(wsl_ws_options_t) == 120,
+               "wsl_ws_options_t changed: update normalize()");
+#endif
+static void normalize(wsl_ws_options_t *out, const wsl_ws_options_t *in) {
+  memset(out, 0, sizeof *out);
+  out->max_message = in->max_message;
+  out->max_frame = in->max_frame;
+  out->idle_timeout_ms = in->idle_timeout_ms;
+  out->close_timeout_ms = in->close_timeout_ms;
+  out->max_backpressure = in->max_backpressure;
+  out->backpressure_drop = in->backpressure_drop;
+  out->low_water = in->low_water ? in->low_water : in->max_backpressure / 2;
+  out->ping_interval_ms = in->ping_interval_ms;
+  out->deflate = in->deflate;
+  out->deflate_config = in->deflate_config;
+  out->deflate_params = in->deflate_params;
+}
+
+/* A shared copy of options, or NULL when memory ran out. */
+static const wsl_ws_options_t *share_options(const wsl_ws_options_t *in) {
+  wsl_ws_options_t key;
+  normalize(&key, in);
+  for (shared_options_t *s = shared_options; s; s = s->next)
+    if (memcmp(&s->o, &key, sizeof key) == 0) {
+      s->refs++;
+      return &s->o;
+    }
+  shared_options_t *s = malloc(sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->o = key;
+  s->refs = 1;
+  s->next = shared_options;
+  shared_options = s;
+  return &s->o;
+}
+
+void wsl__ws_options_release(wsl_conn_t *c) {
+  if (!c->ws_shared)
+    return;
+  c->ws_shared = 0;
+  shared_options_t *s = (shared_options_t *)c->ws;
+  c->ws = wsl__ws_options_default();
+  if (--s->refs > 0)
+    return;
+  shared_options_t **p = &shared_options;
+  while (*p != s)
+    p = &(*p)->next;
+  *p = s->next;
+  free(s);
+}
+
+/* --- session ------------------------------------------------------------ */
+
 void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
   /* The session's bytes start here, after the handshake: nothing after the
    * request (or the response, client role) has been parsed yet. */
   c->stats.bytes_in = c->stats.bytes_out = 0;
-  if (options)
-    c->ws = *options;
+  const wsl_ws_options_t *shared = share_options(options ? options : c->ws);
+  if (shared == NULL) {
+    wsl__conn_fail(c, 1011, "out of memory");
+    return;
+  }
+  c->ws = shared;
+  c->ws_shared = 1;
   wsl_frame_parser_init(&c->frames, c->role);
-  c->frames.max_message = c->ws.max_message;
-  c->frames.max_frame = c->ws.max_frame ? c->ws.max_frame : c->ws.max_message;
-  if (wsl__compress_open(c, &c->ws) != 0)
+  c->frames.max_message = c->ws->max_message;
+  c->frames.max_frame =
+      c->ws->max_frame ? c->ws->max_frame : c->ws->max_message;
+  if (wsl__compress_open(c, c->ws) != 0)
     wsl_log(WSL_LOG_WARN, "%s: no memory for compression, closing",
-            c->remote_addr);
-  if (c->ws.low_water == 0)
-    c->ws.low_water = c->ws.max_backpressure / 2;
+            wsl_conn_remote_addr(c));
   c->state = WSL_CONN_OPEN;
   c->last_read_ms = uv_now(c->tcp.loop);
-  c->next_ping_ms = c->last_read_ms + c->ws.ping_interval_ms;
+  c->next_ping_ms = c->last_read_ms + c->ws->ping_interval_ms;
   wsl__ws_arm_keepalive(c);
 }
 
@@ -39,13 +129,21 @@ static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
   wsl__conn_write_frame(c, WSL_OP_CLOSE, 0, payload, n);
 }
 
+/* A reason longer is cut for on_close (the frame itself carries 123). */
+#define CLOSE_REASON_MAX 124
+
+/* The reason is kept (for on_close) only once a close is under way, so an
+ * open connection holds no room for one. Out of memory, it is left out. */
 static void remember_close(wsl_conn_t *c, int code, const char *reason,
                            size_t len) {
   c->close_code = code;
-  if (len > sizeof c->close_reason)
-    len = sizeof c->close_reason;
-  memcpy(c->close_reason, reason, len);
-  c->close_reason_len = len;
+  if (len > CLOSE_REASON_MAX)
+    len = CLOSE_REASON_MAX;
+  free(c->close_reason);
+  c->close_reason = len ? malloc(len) : NULL;
+  c->close_reason_len = c->close_reason ? len : 0;
+  if (c->close_reason)
+    memcpy(c->close_reason, reason, len);
 }
 
 /* _Fail the WebSocket Connection_ (§7.1.7): a close frame naming the code,
@@ -53,7 +151,8 @@ static void remember_close(wsl_conn_t *c, int code, const char *reason,
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why) {
   if (c->handles_closing)
     return;
-  wsl_log(WSL_LOG_INFO, "%s: closing with %d: %s", c->remote_addr, code, why);
+  wsl_log(WSL_LOG_INFO, "%s: closing with %d: %s", wsl_conn_remote_addr(c),
+          code, why);
   if (!c->close_sent)
     send_close_frame(c, code, why, strlen(why));
   remember_close(c, code, why, strlen(why));
@@ -69,7 +168,7 @@ int wsl_conn_close(wsl_conn_t *c, int code, const char *reason, size_t len) {
   send_close_frame(c, code, reason, len);
   remember_close(c, code, reason, len);
   c->state = WSL_CONN_CLOSING;
-  wsl__conn_arm_timer(c, c->ws.close_timeout_ms);
+  wsl__conn_arm_timer(c, c->ws->close_timeout_ms);
   return 0;
 }
 
@@ -107,6 +206,9 @@ static void on_control_frame(wsl_conn_t *c, int opcode) {
     on_close_frame(c);
     break;
   }
+  free(c->ctrl);
+  c->ctrl = NULL;
+  c->ctrl_len = 0;
 }
 
 void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
@@ -130,10 +232,11 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
     c->ctrl_len += len;
     return 0;
   }
-  c->frame_got += len;
   if (c->msg_compressed)
     return wsl__compress_inflate(c, data, len, 0); /* ends at the frame end */
-  int last = h->fin && c->frame_got == h->length;
+  /* The parser counts the frame's payload delivered so far, this piece
+   * included. */
+  int last = h->fin && c->frames.pos == h->length;
   if (c->msg_opcode == WSL_OP_TEXT) {
     c->utf8 = wsl_utf8_feed(c->utf8, data, len);
     if (c->utf8 == WSL_UTF8_REJECT ||
@@ -183,9 +286,14 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
       wsl__conn_fail(c, ev.close_code, ev.reason);
       return;
     case WSL_FRAME_HEADER:
-      c->frame_got = 0;
       if (ev.header.opcode >= WSL_OP_CLOSE) {
+        /* The frame parser has checked the length: 125 at most. */
         c->ctrl_len = 0;
+        if (ev.header.length &&
+            (c->ctrl = malloc((size_t)ev.header.length)) == NULL) {
+          wsl__conn_fail(c, 1011, "out of memory");
+          return;
+        }
       } else if (ev.header.first) {
         c->msg_opcode = ev.header.message_opcode;
         c->msg_compressed = ev.header.compressed;
@@ -210,13 +318,13 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
  * (for proxies and NATs that drop quiet connections). */
 void wsl__ws_arm_keepalive(wsl_conn_t *c) {
   uint64_t now = uv_now(c->tcp.loop), next = 0;
-  uint64_t idle = c->ws.idle_timeout_ms;
+  uint64_t idle = c->ws->idle_timeout_ms;
   if (idle) {
     uint64_t quiet = now - c->last_read_ms, ping_at = idle * 3 / 4;
     next = quiet >= ping_at ? (quiet >= idle ? 1 : idle - quiet)
                             : ping_at - quiet;
   }
-  if (c->ws.ping_interval_ms) {
+  if (c->ws->ping_interval_ms) {
     uint64_t in = c->next_ping_ms > now ? c->next_ping_ms - now : 1;
     if (next == 0 || in < next)
       next = in;
@@ -226,7 +334,7 @@ void wsl__ws_arm_keepalive(wsl_conn_t *c) {
 
 void wsl__ws_on_timer(wsl_conn_t *c) {
   uint64_t now = uv_now(c->tcp.loop);
-  uint64_t idle = c->ws.idle_timeout_ms;
+  uint64_t idle = c->ws->idle_timeout_ms;
   uint64_t quiet = now - c->last_read_ms;
   if (idle && quiet >= idle) {
     wsl__conn_fail(c, 1001, "idle timeout");
@@ -237,8 +345,8 @@ void wsl__ws_on_timer(wsl_conn_t *c) {
     c->ping_outstanding = 1;
     ping = 1;
   }
-  if (c->ws.ping_interval_ms && now >= c->next_ping_ms) {
-    c->next_ping_ms = now + c->ws.ping_interval_ms;
+  if (c->ws->ping_interval_ms && now >= c->next_ping_ms) {
+    c->next_ping_ms = now + c->ws->ping_interval_ms;
     ping = 1;
   }
   if (ping)

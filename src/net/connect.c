@@ -42,16 +42,16 @@ static void on_connected(uv_connect_t *req, int status) {
   }
   wsl__conn_fill_remote_addr(c);
   uv_tcp_nodelay(&c->tcp, 1);
-  if (c->dial_tls &&
-      wsl__conn_tls_start(c, c->dial_tls, c->dial_server_name) != 0) {
+  wsl_dial_state_t *d = c->dial;
+  if (d->tls && wsl__conn_tls_start(c, d->tls, d->server_name) != 0) {
     fail_dial(c, "cannot start TLS");
     wsl__conn_unref(c);
     return;
   }
   /* Over TLS, held until the TLS handshake is done. */
-  wsl_conn_write(c, c->dial_request, c->dial_request_len);
-  free(c->dial_request);
-  c->dial_request = NULL;
+  wsl_conn_write(c, d->request, d->request_len);
+  free(d->request);
+  d->request = NULL;
   wsl__conn_start_reading(c);
   wsl__conn_unref(c);
 }
@@ -92,34 +92,47 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
     return NULL;
   c->data = data;
   c->state = WSL_CONN_DIALING;
+  wsl_dial_state_t *d = calloc(1, sizeof *d);
+  if (d == NULL) {
+    fail_dial(c, "out of memory");
+    return c;
+  }
+  c->dial = d;
   if (options)
-    c->ws = *options;
-  snprintf(c->remote_addr, sizeof c->remote_addr, "%s:%d", dial->host,
-           dial->port);
+    d->ws = *options;
+  else
+    wsl_ws_options_default(&d->ws);
+  c->ws = &d->ws;
+  size_t addr_len = strlen(dial->host) + 16;
+  if ((d->addr = malloc(addr_len)) != NULL)
+    snprintf(d->addr, addr_len, "%s:%d", dial->host, dial->port);
 
   uint8_t nonce[16];
   uv_random(NULL, NULL, nonce, sizeof nonce, 0, NULL);
-  wsl_handshake_client_key(c->dial_key, nonce);
+  wsl_handshake_client_key(d->key, nonce);
   wsl_buf_t req = WSL_BUF_INIT;
-  wsl_handshake_client_request(&req, dial->host_header, dial->path,
-                               c->dial_key, dial->protocols);
-  if (c->ws.deflate) {
+  wsl_handshake_client_request(&req, dial->host_header, dial->path, d->key,
+                               dial->protocols);
+  if (d->ws.deflate) {
     wsl_buf_append_str(&req, "Sec-WebSocket-Extensions: ");
-    wsl_deflate_client_offer(&req, &c->ws.deflate_config);
+    wsl_deflate_client_offer(&req, &d->ws.deflate_config);
     wsl_buf_append_str(&req, "\r\n");
   }
   if (dial->extra_headers)
     wsl_buf_append_str(&req, dial->extra_headers);
   wsl_http_response_end(&req);
-  c->dial_request_len = req.len;
-  c->dial_request = wsl_buf_detach(&req);
-  c->dial_protocols = dial->protocols ? strdup(dial->protocols) : NULL;
-  c->dial_tls = dial->tls;
+  d->request_len = req.len;
+  d->request = wsl_buf_detach(&req);
+  d->protocols = dial->protocols ? strdup(dial->protocols) : NULL;
+  d->tls = dial->tls;
   if (dial->tls)
-    snprintf(c->dial_server_name, sizeof c->dial_server_name, "%s",
-             dial->server_name ? dial->server_name : dial->host);
-  wsl_http_parser_init(&c->http, WSL_HTTP_RESPONSE_MODE, NULL);
-  c->http_parser_live = 1;
+    d->server_name = strdup(dial->server_name ? dial->server_name : dial->host);
+  if (d->request == NULL || (dial->protocols && d->protocols == NULL) ||
+      (dial->tls && d->server_name == NULL) ||
+      wsl__conn_http_open(c, WSL_HTTP_RESPONSE_MODE, NULL) != 0) {
+    fail_dial(c, "out of memory");
+    return c;
+  }
   wsl__conn_arm_timer(c, dial->handshake_timeout_ms);
 
   resolve_t *rr = malloc(sizeof *rr);
@@ -144,23 +157,24 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
 /* The server's answer to our permessage-deflate offer (RFC 7692 §5):
  * none (compression off), or one we accept; anything else fails. */
 static int check_extensions(wsl_conn_t *c) {
-  const wsl_http_request_t *r = &c->http.request;
-  if (!c->ws.deflate)
+  const wsl_http_request_t *r = &c->http->request;
+  wsl_ws_options_t *o = &c->dial->ws;
+  if (!o->deflate)
     return 0;
   size_t n = wsl_http_header_count(r, "Sec-WebSocket-Extensions");
   if (n == 0) {
-    c->ws.deflate = 0;
+    o->deflate = 0;
     return 0;
   }
   const wsl_http_header_t *h = wsl_http_header(r, "Sec-WebSocket-Extensions");
-  if (n > 1 || wsl_deflate_client_accept(h->value, h->value_len,
-                                         &c->ws.deflate_config,
-                                         &c->ws.deflate_params, c->error_buf,
-                                         sizeof c->error_buf) != 0) {
+  char why[128];
+  if (n > 1 ||
+      wsl_deflate_client_accept(h->value, h->value_len, &o->deflate_config,
+                                &o->deflate_params, why, sizeof why) != 0) {
     if (n > 1)
-      snprintf(c->error_buf, sizeof c->error_buf,
-               "more than one Sec-WebSocket-Extensions");
-    fail_dial(c, c->error_buf);
+      snprintf(why, sizeof why, "more than one Sec-WebSocket-Extensions");
+    fail_dial(c, wsl__conn_error_text(c, "unacceptable extension response",
+                                      "%s", why));
     return -1;
   }
   return 0;
@@ -168,25 +182,42 @@ static int check_extensions(wsl_conn_t *c) {
 
 size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
   size_t used = 0;
-  int r = wsl_http_parse(&c->http, data, len, &used);
+  int r = wsl_http_parse(c->http, data, len, &used);
   if (r == WSL_HTTP_NEED_MORE)
     return len;
   if (r != WSL_HTTP_DONE) {
     fail_dial(c, "malformed handshake response");
     return len;
   }
-  if (wsl_handshake_client_check(&c->http.request, c->dial_key,
-                                 c->dial_protocols, c->ws.deflate, c->error_buf,
-                                 sizeof c->error_buf) != 0) {
-    fail_dial(c, c->error_buf);
+  char why[128];
+  if (wsl_handshake_client_check(&c->http->request, c->dial->key,
+                                 c->dial->protocols, c->ws->deflate, why,
+                                 sizeof why) != 0) {
+    fail_dial(c,
+              wsl__conn_error_text(c, "invalid handshake response", "%s", why));
     return len;
   }
   if (check_extensions(c) != 0)
     return len;
   wsl__ws_open(c, NULL);
+  if (c->state != WSL_CONN_OPEN)
+    return len; /* out of memory: failed */
   if (c->handler->on_open)
-    c->handler->on_open(c, &c->http.request);
-  wsl_http_parser_free(&c->http);
-  c->http_parser_live = 0;
+    c->handler->on_open(c, &c->http->request);
+  /* Open: nothing of the handshake is needed any more. */
+  wsl__conn_http_close(c);
+  wsl__dial_free(c);
   return used;
+}
+
+void wsl__dial_free(wsl_conn_t *c) {
+  wsl_dial_state_t *d = c->dial;
+  if (d == NULL)
+    return;
+  free(d->request);
+  free(d->protocols);
+  free(d->server_name);
+  free(d->addr);
+  free(d);
+  c->dial = NULL;
 }

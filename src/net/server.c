@@ -86,7 +86,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   wsl__conn_fill_remote_addr(c);
   if (s->max_connections && s->conns.count > s->max_connections) {
     wsl_log(WSL_LOG_WARN, "%s: refused, connection limit (%zu) reached",
-            c->remote_addr, s->max_connections);
+            wsl_conn_remote_addr(c), s->max_connections);
     static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                "Content-Length: 0\r\nConnection: close\r\n\r\n";
     wsl_conn_write(c, busy, sizeof busy - 1);
@@ -98,8 +98,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     wsl_conn_abort(c, 0);
     return;
   }
-  wsl_http_parser_init(&c->http, WSL_HTTP_REQUEST_MODE, &s->config.http_limits);
-  c->http_parser_live = 1;
+  if (wsl__conn_http_open(c, WSL_HTTP_REQUEST_MODE, &s->config.http_limits) !=
+      0) {
+    wsl_log(WSL_LOG_ERROR, "out of memory accepting a connection");
+    wsl_conn_abort(c, 0);
+    return;
+  }
   c->state = WSL_CONN_HTTP;
   wsl__conn_arm_timer(c, s->config.handshake_timeout_ms);
   wsl__conn_start_reading(c);

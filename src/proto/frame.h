@@ -43,19 +43,21 @@ typedef enum {
                           and ev->reason, a static string naming the rule */
 } wsl_frame_event_kind_t;
 
+/* Byte-sized fields: a copy of the current header lives in every open
+ * connection's parser. */
 typedef struct {
-  int fin;
-  int rsv; /* byte0 & 0x70 */
-  int opcode;
-  int masked;
-  uint8_t mask[4];
   uint64_t length;
-  int message_opcode; /* data frames: WSL_OP_TEXT/BINARY of the message the
-                         frame belongs to (continuations inherit it); 0 for
-                         control frames */
-  int first;          /* a data frame that starts a message */
-  int compressed;     /* the message this data frame belongs to had RSV1 on
-                         its first frame (continuations inherit it) */
+  uint8_t mask[4];
+  uint8_t fin;
+  uint8_t rsv; /* byte0 & 0x70 */
+  uint8_t opcode;
+  uint8_t masked;
+  uint8_t message_opcode; /* data frames: WSL_OP_TEXT/BINARY of the message
+                             the frame belongs to (continuations inherit
+                             it); 0 for control frames */
+  uint8_t first;          /* a data frame that starts a message */
+  uint8_t compressed;     /* the message this data frame belongs to had RSV1
+                             on its first frame (continuations inherit it) */
 } wsl_frame_header_t;
 
 typedef struct {
@@ -67,31 +69,33 @@ typedef struct {
   const char *reason;
 } wsl_frame_event_t;
 
+/* One lives in every open connection: small fields are byte-sized. */
 typedef struct {
   /* Settings: set after init, before parsing. */
-  wsl_role_t role;      /* SERVER: incoming frames must be masked, else 1002.
-                           CLIENT: they must not be, else 1002. */
-  int allowed_rsv;      /* RSV bits a negotiated extension allows; only
-                           WSL_RSV1 (permessage-deflate) is meaningful: RSV1
-                           is then allowed on the first frame of a data
-                           message only. Any other RSV bit set: 1002. */
   uint64_t max_frame;   /* 0 = none; a data frame longer: 1009, reported at
                            its header */
   uint64_t max_message; /* 0 = none; a data message whose frames add up to
                            more: 1009, reported at the header that passes it */
+  uint8_t role;         /* wsl_role_t. SERVER: incoming frames must be
+                           masked, else 1002. CLIENT: they must not be, else
+                           1002. */
+  uint8_t allowed_rsv;  /* RSV bits a negotiated extension allows; only
+                           WSL_RSV1 (permessage-deflate) is meaningful: RSV1
+                           is then allowed on the first frame of a data
+                           message only. Any other RSV bit set: 1002. */
 
   /* Private: the parser's state between calls. */
-  int state;
+  uint8_t state;
+  uint8_t hdr_len;
+  uint8_t hdr_need;   /* 2 until the second byte tells the full size */
+  uint8_t in_message; /* inside a fragmented data message */
+  uint8_t msg_opcode; /* its opcode and compressed flag */
+  uint8_t msg_compressed;
+  uint16_t err_code;
   uint8_t hdr[WSL_FRAME_HEADER_MAX]; /* header bytes collected so far */
-  unsigned hdr_len;
-  unsigned hdr_need; /* 2 until the second byte tells the full size */
   wsl_frame_header_t cur;
-  uint64_t pos;   /* payload bytes of cur delivered so far */
-  int in_message; /* inside a fragmented data message */
-  int msg_opcode; /* its opcode and compressed flag */
-  int msg_compressed;
+  uint64_t pos;       /* payload bytes of cur delivered so far */
   uint64_t msg_bytes; /* its length so far, saturating */
-  int err_code;
   const char *err_reason;
 } wsl_frame_parser_t;
 
