@@ -33,7 +33,8 @@ local MODES = {
     offer = OFFER, agreed = "permessage-deflate; server_no_context_takeover; "
       .. "client_no_context_takeover" },
   { name = "compression, dedicated (no_context_takeover both false)", path = "/dedicated",
-    offer = OFFER, agreed = "permessage-deflate" },
+    offer = OFFER, agreed = "permessage-deflate; server_max_window_bits=12; "
+      .. "client_max_window_bits=12" },
 }
 
 local function limit_open_files()

@@ -62,6 +62,9 @@ local function deflate_host()
     :get("/ws", wslua.websocket(echo_handler(), { compression = true }))
     :get("/plain", wslua.websocket(echo_handler()))
     :get("/dedicated", wslua.websocket(echo_handler(), { compression = DEDICATED }))
+    :get("/dedicated-wide", wslua.websocket(echo_handler(), { compression = {
+      server_no_context_takeover = false, client_no_context_takeover = false,
+      window_bits = 15, mem_level = 8, peer_window_bits = 15 } }))
     :get("/all", wslua.websocket(broadcast_handler(), { compression = true }))
     :get("/all-dedicated", wslua.websocket(broadcast_handler(), { compression = DEDICATED })),
   }
@@ -303,12 +306,23 @@ describe("permessage-deflate negotiation", function()
 
   it("keeps context when configured so, unless the client asks otherwise", function()
     serving(function(server)
+      -- A kept context has 4 KiB windows by default (its zlib state is the
+      -- connection's for life), and says so; a client that lets the server
+      -- choose its window gets 4 KiB too.
       local _, answer = upgrade(server, "/dedicated", "permessage-deflate")
-      assert.equal("permessage-deflate", answer)
+      assert.equal("permessage-deflate; server_max_window_bits=12", answer)
+      _, answer = upgrade(server, "/dedicated", "permessage-deflate; client_max_window_bits")
+      assert.equal("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+        answer)
       _, answer = upgrade(server, "/dedicated", "permessage-deflate; client_no_context_takeover")
-      assert.equal("permessage-deflate; client_no_context_takeover", answer)
+      assert.equal("permessage-deflate; client_no_context_takeover; server_max_window_bits=12",
+        answer)
       _, answer = upgrade(server, "/dedicated", "permessage-deflate; server_no_context_takeover")
-      assert.equal("permessage-deflate; server_no_context_takeover", answer)
+      assert.equal("permessage-deflate; server_no_context_takeover; server_max_window_bits=12",
+        answer)
+      -- Windows asked for explicitly are used as they are.
+      _, answer = upgrade(server, "/dedicated-wide", "permessage-deflate; client_max_window_bits")
+      assert.equal("permessage-deflate", answer)
     end)
   end)
 end)
@@ -486,7 +500,7 @@ describe("compressed messages", function()
   it("takes over context across messages when both sides keep it", function()
     serving(function(server)
       local s, answer = upgrade(server, "/dedicated", "permessage-deflate")
-      assert.equal("permessage-deflate", answer)
+      assert.equal("permessage-deflate; server_max_window_bits=12", answer)
       local text = random_text(2000)
       local inflater = deflate.inflater(true)
       local sizes = {}
@@ -640,7 +654,10 @@ describe("wslua.connect with compression", function()
   it("round-trips every size and kind with dedicated contexts on both sides", function()
     serving(function(server)
       round_trips(server, "/dedicated", DEDICATED)
-      assert.equal("permessage-deflate", opened[1].extensions)
+      -- Both sides keep 4 KiB windows: the client's offer names its own
+      -- and asks for the server's.
+      assert.equal("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+        opened[1].extensions)
     end, 60)
   end)
 

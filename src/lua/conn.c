@@ -431,7 +431,8 @@ static int conn_finish(lua_State *L) {
 /* options.compression = true | {level, mem_level, window_bits,
  * peer_window_bits, threshold, server_no_context_takeover,
  * client_no_context_takeover} */
-static void read_deflate_options(lua_State *L, int idx, wsl_ws_options_t *o) {
+static void read_deflate_options(lua_State *L, int idx, wsl_ws_options_t *o,
+                                 wsl_role_t role) {
   int t = lua_getfield(L, idx, "compression");
   if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
     lua_pop(L, 1);
@@ -441,6 +442,29 @@ static void read_deflate_options(lua_State *L, int idx, wsl_ws_options_t *o) {
   o->deflate = 1;
   if (t == LUA_TTABLE) {
     int ct = lua_gettop(L);
+    lua_getfield(L, ct, "server_no_context_takeover");
+    if (!lua_isnil(L, -1))
+      c->server_no_context_takeover = lua_toboolean(L, -1);
+    lua_getfield(L, ct, "client_no_context_takeover");
+    if (!lua_isnil(L, -1))
+      c->client_no_context_takeover = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    /* A context kept between messages is a connection's own for its whole
+     * life: its defaults are smaller windows, so that an active connection
+     * stays under 64 KiB (zlib's 15-bit windows and memory level 8 take
+     * about 300 KB); a 4 KiB window still reaches back over dozens of chat
+     * messages. Without a kept context the deflater is shared and the
+     * inflater released, so the full sizes cost nothing per connection. */
+    int ours = role == WSL_ROLE_SERVER ? c->server_no_context_takeover
+                                       : c->client_no_context_takeover;
+    int peers = role == WSL_ROLE_SERVER ? c->client_no_context_takeover
+                                        : c->server_no_context_takeover;
+    if (!ours) {
+      c->window_bits = WSL_DEFLATE_KEPT_WINDOW_BITS;
+      c->mem_level = WSL_DEFLATE_KEPT_MEM_LEVEL;
+    }
+    if (!peers)
+      c->peer_window_bits = WSL_DEFLATE_KEPT_WINDOW_BITS;
     c->level =
         (int)wsl_lua_optfield(L, ct, "level", c->level < 0 ? 6 : c->level);
     c->mem_level = (int)wsl_lua_optfield(L, ct, "mem_level", c->mem_level);
@@ -450,18 +474,12 @@ static void read_deflate_options(lua_State *L, int idx, wsl_ws_options_t *o) {
         (int)wsl_lua_optfield(L, ct, "peer_window_bits", c->peer_window_bits);
     c->threshold =
         (size_t)wsl_lua_optfield(L, ct, "threshold", (lua_Number)c->threshold);
-    lua_getfield(L, ct, "server_no_context_takeover");
-    if (!lua_isnil(L, -1))
-      c->server_no_context_takeover = lua_toboolean(L, -1);
-    lua_getfield(L, ct, "client_no_context_takeover");
-    if (!lua_isnil(L, -1))
-      c->client_no_context_takeover = lua_toboolean(L, -1);
-    lua_pop(L, 2);
   }
   lua_pop(L, 1);
 }
 
-static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o) {
+static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o,
+                            wsl_role_t role) {
   wsl_ws_options_default(o);
   if (lua_isnoneornil(L, idx))
     return;
@@ -489,7 +507,7 @@ static void read_ws_options(lua_State *L, int idx, wsl_ws_options_t *o) {
   else if (strcmp(policy, "close") != 0)
     luaL_error(L, "option 'backpressure' must be \"close\" or \"drop\"");
   lua_pop(L, 1);
-  read_deflate_options(L, idx, o);
+  read_deflate_options(L, idx, o, role);
 }
 
 /* conn:upgrade(key, protocol|nil, headers|nil, options|nil, offer|nil):
@@ -502,7 +520,7 @@ static int conn_upgrade(lua_State *L) {
   const char *key = luaL_checklstring(L, 2, &key_len);
   const char *protocol = luaL_optstring(L, 3, NULL);
   wsl_ws_options_t options;
-  read_ws_options(L, 5, &options);
+  read_ws_options(L, 5, &options, WSL_ROLE_SERVER);
   wsl_conn_t *c = live(L, lc);
   if (c == NULL)
     return 2;
@@ -711,7 +729,7 @@ static int core_connect(lua_State *L) {
   lua_getfield(L, 1, "server_name");
   dial.server_name = lua_tostring(L, -1);
   wsl_ws_options_t options;
-  read_ws_options(L, 1, &options);
+  read_ws_options(L, 1, &options, WSL_ROLE_CLIENT);
   wsl_conn_t *c =
       wsl_connect(wsl_vm()->loop, &dial, &options, &wsl_lua_conn_handler, NULL);
   if (c == NULL)

@@ -50,6 +50,12 @@ typedef struct {
                        rule; not used here) */
 } wsl_deflate_config_t;
 
+/* The defaults of a context kept between messages (no_context_takeover
+ * false), which a connection holds for its life: a 4 KiB window and memory
+ * level 5 keep zlib's state of both directions near 50 KB. */
+#define WSL_DEFLATE_KEPT_WINDOW_BITS 12
+#define WSL_DEFLATE_KEPT_MEM_LEVEL 5
+
 /* Level -1 (zlib's default, 6), mem_level 8, both windows 15, no flags,
  * threshold 0. */
 void wsl_deflate_config_default(wsl_deflate_config_t *c);
