@@ -90,6 +90,7 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
   uv_timer_init(loop, &c->timer);
   c->tcp.data = c;
   c->timer.data = c;
+  c->batched = wsl__flush_attach(c);
   c->refs = 2;
   c->role = role;
   c->handler = handler;
@@ -144,35 +145,42 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_now(wsl_conn_t *c) {
   if (c->handles_closing)
     return;
-  if (c->cork.len && c->tcp.write_queue_size == 0) {
-    /* What was written before the close leaves as it would have uncorked:
-     * best effort, the socket is closing. */
-    uv_buf_t b = uv_buf_init(c->cork.data, (unsigned)c->cork.len);
+  /* Off the flush list now: the connection is freed by a close callback
+   * of this loop turn, before the next flush. */
+  if (c->batched)
+    wsl__flush_detach(c);
+  /* What was written before the close (the cork, then close_notify)
+   * leaves as a flush would have sent it: best effort, in one write, the
+   * socket is closing either way. */
+  wsl_buf_t last = WSL_BUF_INIT;
+  if (c->tls) {
+    if (c->cork.len)
+      wsl_tls_write(c->tls, c->cork.data, c->cork.len, &last);
+    wsl_tls_close(c->tls, &last);
+  } else {
+    last = c->cork;
+    c->cork = (wsl_buf_t)WSL_BUF_INIT;
+  }
+  if (last.len && c->tcp.write_queue_size == 0) {
+    uv_buf_t b = uv_buf_init(last.data, (unsigned)last.len);
     uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   }
+  wsl_buf_free(&last);
   wsl_buf_free(&c->cork);
-  if (c->tls) {
-    /* close_notify, best effort: the socket is closing either way. */
-    wsl_buf_t alert = WSL_BUF_INIT;
-    wsl_tls_close(c->tls, &alert);
-    uv_buf_t b = uv_buf_init(alert.data, (unsigned)alert.len);
-    if (alert.len && c->tcp.write_queue_size == 0)
-      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    wsl_buf_free(&alert);
-  }
   c->handles_closing = 1;
   c->state = WSL_CONN_CLOSED;
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
-static int uncork(wsl_conn_t *c);
-
 void wsl_conn_abort(wsl_conn_t *c, int flush) {
   if (c->handles_closing)
     return;
-  if (flush && c->cork.len && uncork(c) != 0)
-    return;
+  if (flush && c->cork.len) {
+    wsl__conn_flush(c);
+    if (c->handles_closing)
+      return;
+  }
   if (flush && c->tcp.write_queue_size > 0) {
     /* The last write callback closes; the timer bounds the wait for a peer
      * that does not read. */
@@ -289,18 +297,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     close_now(c);
     return;
   }
-  /* The handlers run inside; what they write waits in the cork (see
-   * raw_write) and leaves in one piece. The connection is freed only by a
-   * close callback, so it is still here afterwards. */
-  c->corked = 1;
+  /* The handlers run inside; what they write waits in the cork and leaves
+   * with the loop turn's flush (see queue_writev). */
   if (c->tls)
     tls_input(c, buf->base, (size_t)nread);
   else
     process_input(c, buf->base, (size_t)nread);
-  c->corked = 0;
-  if (c->cork.len && !c->handles_closing)
-    uncork(c);
-  wsl_buf_free(&c->cork);
 }
 
 void wsl__conn_start_reading(wsl_conn_t *c) {
@@ -388,6 +390,8 @@ static void process_pending(wsl_conn_t *c) {
 
 /* --- writing ------------------------------------------------------------ */
 
+/* What the kernel did not take: the bytes copied after the request, or a
+ * shared frame's referenced. */
 typedef struct {
   uv_write_t req;
   wsl_shared_frame_t *shared;
@@ -417,58 +421,71 @@ static void on_write(uv_write_t *req, int status) {
     close_now(c);
 }
 
-/* Small writes made while a read is parsed wait in the cork up to this many
- * bytes; larger ones (and shared frames) first send what waits. */
+/* Writes that fit in the cork with what already waits there wait for the
+ * flush; larger ones leave at once, with the cork in front of them. */
 #define CORK_MAX (16 * 1024)
 
-/* Writes what the kernel takes now and queues the rest. A shared frame's
- * bytes are referenced, never copied. */
-static int raw_write(wsl_conn_t *c, const char *data, size_t len,
+/* Puts bufs (wire bytes, at most 4) on the socket as one write: what the
+ * kernel takes now, the rest in one queued request. When shared is set it
+ * holds the last buffer's bytes, and what of them is left is referenced;
+ * everything else left is copied. */
+static int send_bufs(wsl_conn_t *c, uv_buf_t *bufs, unsigned n,
                      wsl_shared_frame_t *shared) {
   if (c->handles_closing)
     return UV_ECANCELED;
-  if (len == 0)
+  size_t total = 0;
+  for (unsigned i = 0; i < n; i++)
+    total += bufs[i].len;
+  if (total == 0)
     return 0;
-  if (c->corked && shared == NULL && c->cork.len + len <= CORK_MAX) {
-    /* The low-water mark is looked at when it leaves (uncork). */
-    return wsl_buf_append(&c->cork, data, len) != 0 ? UV_ENOMEM : 0;
-  }
-  if (c->cork.len && uncork(c) != 0)
-    return UV_ECANCELED;
   size_t done = 0;
   if (c->tcp.write_queue_size == 0) {
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n < 0 && n != UV_EAGAIN) {
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (r < 0 && r != UV_EAGAIN) {
       if (c->error == NULL)
-        c->error = uv_strerror(n);
+        c->error = uv_strerror(r);
       close_now(c);
       return UV_ECANCELED;
     }
-    if (n > 0)
-      done = (size_t)n;
-    if (done == len)
+    if (r > 0)
+      done = (size_t)r;
+    if (done == total)
       return 0;
   }
-  size_t rest = len - done;
-  write_req_t *w = malloc(sizeof *w + (shared ? 0 : rest));
+  unsigned first = 0;
+  while (done >= bufs[first].len) {
+    done -= bufs[first].len;
+    first++;
+  }
+  bufs[first].base += done;
+  bufs[first].len -= done;
+  unsigned copied = shared ? n - 1 : n;
+  size_t copy = 0;
+  for (unsigned i = first; i < copied; i++)
+    copy += bufs[i].len;
+  write_req_t *w = malloc(sizeof *w + copy);
   if (w == NULL)
     return UV_ENOMEM;
-  uv_buf_t b;
-  if (shared) {
+  uv_buf_t out[2];
+  unsigned nout = 0;
+  if (copy) {
+    char *p = w->bytes;
+    for (unsigned i = first; i < copied; i++) {
+      memcpy(p, bufs[i].base, bufs[i].len);
+      p += bufs[i].len;
+    }
+    out[nout++] = uv_buf_init(w->bytes, (unsigned)copy);
+  }
+  w->shared = NULL;
+  if (shared && bufs[n - 1].len) {
     shared->refs++;
     w->shared = shared;
-    b = uv_buf_init((char *)data + done, (unsigned)rest);
-  } else {
-    w->shared = NULL;
-    memcpy(w->bytes, data + done, rest);
-    b = uv_buf_init(w->bytes, (unsigned)rest);
+    out[nout++] = bufs[n - 1];
   }
   w->req.data = c;
-  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-  if (r != 0) {
-    if (shared)
-      wsl__shared_frame_release(shared);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, out, nout, on_write) != 0) {
+    if (w->shared)
+      wsl__shared_frame_release(w->shared);
     free(w);
     close_now(c);
     return UV_ECANCELED;
@@ -478,37 +495,91 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
   return 0;
 }
 
-/* Sends what waits in the cork, in one write; the buffer is kept until
- * on_read frees it. Returns raw_write's result. */
-static int uncork(wsl_conn_t *c) {
-  size_t len = c->cork.len;
-  int corked = c->corked;
-  c->cork.len = 0;
-  c->corked = 0;
-  int r = raw_write(c, c->cork.data, len, NULL);
-  c->corked = corked;
-  return r;
+/* Wire bytes (TLS records) that must not wait: sent after anything already
+ * on the socket's queue. */
+static int raw_write(wsl_conn_t *c, const char *data, size_t len) {
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  return send_bufs(c, &b, 1, NULL);
 }
 
-/* Every byte for the peer goes through here: encrypted first on a TLS
- * connection (where a shared frame's bytes are then copied, as ciphertext
- * is per connection). */
-static int queue_write(wsl_conn_t *c, const char *data, size_t len,
-                       wsl_shared_frame_t *shared) {
-  if (!c->handles_closing)
-    c->stats.bytes_out += len;
-  if (c->tls == NULL)
-    return raw_write(c, data, len, shared);
-  if (c->handles_closing)
-    return UV_ECANCELED;
+/* Encrypts plaintext pieces into one run of records and sends it. */
+static int tls_send(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   wsl_buf_t out = WSL_BUF_INIT;
-  int r = wsl_tls_write(c->tls, data, len, &out);
+  int r = 0;
+  for (unsigned i = 0; i < n && r == 0; i++)
+    r = wsl_tls_write(c->tls, bufs[i].base, bufs[i].len, &out);
   if (r == 0)
-    r = raw_write(c, out.data, out.len, NULL);
+    r = raw_write(c, out.data, out.len);
   else
     close_now(c);
   wsl_buf_free(&out);
   return r == 0 ? 0 : UV_ECANCELED;
+}
+
+/* Sends bufs (plaintext, at most 3; shared as for send_bufs) now, after
+ * what waits in the cork, which is given back to the allocator. */
+static int send_now(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n,
+                    wsl_shared_frame_t *shared) {
+  wsl_buf_t cork = c->cork;
+  c->cork = (wsl_buf_t)WSL_BUF_INIT;
+  uv_buf_t all[4];
+  unsigned k = 0;
+  if (cork.len)
+    all[k++] = uv_buf_init(cork.data, (unsigned)cork.len);
+  for (unsigned i = 0; i < n; i++)
+    all[k++] = bufs[i];
+  int r;
+  if (c->tls) {
+    /* Ciphertext is per connection: a shared frame is encrypted (copied)
+     * like any other bytes. */
+    r = tls_send(c, all, k);
+  } else {
+    r = send_bufs(c, all, k, shared);
+  }
+  wsl_buf_free(&cork);
+  return r;
+}
+
+int wsl__conn_flush(wsl_conn_t *c) {
+  if (c->cork.len == 0 || c->handles_closing)
+    return 0;
+  return send_now(c, NULL, 0, NULL);
+}
+
+/* Every byte for the peer goes through here (bufs: at most 3, sent as one;
+ * shared as for send_bufs). Small writes wait in the cork for the loop
+ * turn's flush, so that a connection written to many times in a turn costs
+ * one system call; order is kept, as whatever leaves at once takes the
+ * cork in front of it. */
+static int queue_writev(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n,
+                        wsl_shared_frame_t *shared) {
+  if (c->handles_closing)
+    return UV_ECANCELED;
+  size_t len = 0;
+  for (unsigned i = 0; i < n; i++)
+    len += bufs[i].len;
+  c->stats.bytes_out += len;
+  if (len == 0)
+    return 0;
+  /* A shared frame for a connection that the kernel is not keeping up with
+   * queues behind what waits without a system call: referenced, not
+   * copied, so slow subscribers of a topic share its bytes. */
+  int queue_shared = shared && c->tls == NULL && c->cork.len == 0 &&
+                     c->tcp.write_queue_size > 0;
+  if (!c->batched || queue_shared || c->cork.len + len > CORK_MAX)
+    return send_now(c, bufs, n, shared);
+  for (unsigned i = 0; i < n; i++)
+    if (wsl_buf_append(&c->cork, bufs[i].base, bufs[i].len) != 0)
+      return UV_ENOMEM;
+  if (wsl__flush_list(c) != 0)
+    return wsl__conn_flush(c);
+  return 0;
+}
+
+static int queue_write(wsl_conn_t *c, const char *data, size_t len,
+                       wsl_shared_frame_t *shared) {
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  return queue_writev(c, &b, 1, shared);
 }
 
 int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
@@ -521,7 +592,7 @@ int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
   wsl_buf_t hello = WSL_BUF_INIT;
   int r = wsl_tls_start(c->tls, &hello);
   if (r == 0)
-    r = raw_write(c, hello.data, hello.len, NULL);
+    r = raw_write(c, hello.data, hello.len);
   wsl_buf_free(&hello);
   return r;
 }
@@ -536,7 +607,7 @@ static void tls_input(wsl_conn_t *c, char *data, size_t len) {
   int r = wsl_tls_feed(c->tls, data, len, &out, &err);
   while (r == 0 && !c->handles_closing) {
     if (out.len) {
-      raw_write(c, out.data, out.len, NULL);
+      raw_write(c, out.data, out.len);
       out.len = 0;
     }
     r = wsl_tls_read(c->tls, plain, sizeof plain, &out, &err);
@@ -546,7 +617,7 @@ static void tls_input(wsl_conn_t *c, char *data, size_t len) {
     r = 0;
   }
   if (out.len)
-    raw_write(c, out.data, out.len, NULL);
+    raw_write(c, out.data, out.len);
   wsl_buf_free(&out);
   if (r < 0) {
     if (err) {
@@ -591,8 +662,16 @@ int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
     mask = key;
   }
   size_t hlen = wsl_frame_header_encode(head, 1, rsv, opcode, len, mask);
-  /* Header and payload go out in one piece: one write, one packet for small
-   * frames. */
+  if (mask == NULL && (c->tls == NULL || hlen + len <= CORK_MAX)) {
+    /* Header and payload as two pieces of one write: a small frame is
+     * copied into the cork, a large one goes from the caller's bytes, and
+     * only what the kernel does not take is copied. */
+    uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hlen),
+                     uv_buf_init((char *)data, (unsigned)len)};
+    return queue_writev(c, b, 2, NULL);
+  }
+  /* Masked (client role), or a large frame over TLS: header and payload
+   * in one piece, one record. */
   char small[512];
   char *frame = hlen + len <= sizeof small ? small : malloc(hlen + len);
   if (frame == NULL)

@@ -28,10 +28,12 @@ struct wsl_conn {
   int handles_closing;   /* uv_close was called */
   int reading;           /* uv_read_start is in effect */
   int close_after_flush; /* shutdown once the write queue drains */
-  /* While a read is parsed (on_read), small writes wait here and leave in
-   * one system call when it is done: one write per read, not per message. */
+  /* Output batching (conn.c, flush.c): small writes wait in the cork
+   * (plaintext on TLS, encrypted once when it leaves) and leave in one
+   * system call per loop turn, from the thread's flush list. */
   wsl_buf_t cork;
-  int corked;
+  int batched;       /* counted by the thread's flusher: may cork */
+  size_t flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
   /* HTTP */
   wsl_http_parser_t http;
@@ -110,6 +112,18 @@ void wsl__conn_fill_remote_addr(wsl_conn_t *c);
 /* Puts TLS under the connection; the client role sends its ClientHello. */
 int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
                         const char *server_name);
+
+/* Sends what waits in the cork now (flush.c calls it once per turn). */
+int wsl__conn_flush(wsl_conn_t *c);
+
+/* flush.c: the thread's flush list. attach counts a new connection and
+ * returns 1 when it may cork (0: its writes go at once); detach, when it
+ * starts closing, unlists it. list returns 0 or -1 (no memory: the caller
+ * flushes at once). */
+int wsl__flush_attach(wsl_conn_t *c);
+void wsl__flush_detach(wsl_conn_t *c);
+int wsl__flush_list(wsl_conn_t *c);
+void wsl__flush_unlist(wsl_conn_t *c);
 
 /* conn_ws.c: feed WebSocket bytes; returns once they are used up or the
  * connection stops reading. */
