@@ -7,12 +7,16 @@
 local wslua = require "wslua"
 local h = require "helpers"
 
--- Message i: its number, then padding; every 50th is 20 KiB, over the
--- cork's 16 KiB, so that it leaves at once behind what waits.
+-- Message i: its number, then padding. Every 50th is 20 KiB, over the
+-- cork's 16 KiB, so that it leaves at once behind what waits; every 3rd is
+-- 300 B to 1 KiB, which a publish leaves in the cork by reference; the
+-- rest are small, copied.
 local function message(i)
   local head = "m" .. i .. ":"
   if i % 50 == 0 then
     return head .. ("x"):rep(20 * 1024)
+  elseif i % 3 == 0 then
+    return head .. ("z"):rep(300 + i * 37 % 700)
   end
   return head .. ("y"):rep(i % 40)
 end

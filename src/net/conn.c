@@ -54,7 +54,7 @@ const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c) {
 
 /* Bytes waiting to leave: libuv's queue and the cork. */
 static size_t queued(const wsl_conn_t *c) {
-  return c->tcp.write_queue_size + c->cork.len;
+  return c->tcp.write_queue_size + c->cork.bytes;
 }
 
 size_t wsl_conn_buffered(const wsl_conn_t *c) {
@@ -71,6 +71,40 @@ uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
 
 void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
   *out = c->stats;
+}
+
+/* The buffers of one write: the cork's pieces, then up to 3 more; shared[i]
+ * is the frame that bufs[i] points into, or NULL. */
+typedef struct {
+  uv_buf_t *bufs;
+  wsl_shared_frame_t **shared;
+  size_t n;
+  uv_buf_t bufs_small[16];
+  wsl_shared_frame_t *shared_small[16];
+} gather_t;
+
+static int gather_init(gather_t *g, const wsl_cork_t *k) {
+  g->bufs = g->bufs_small;
+  g->shared = g->shared_small;
+  if (k->pieces + 3 > 16) {
+    g->bufs = malloc((k->pieces + 3) * sizeof *g->bufs);
+    g->shared = malloc((k->pieces + 3) * sizeof *g->shared);
+    if (g->bufs == NULL || g->shared == NULL) {
+      free(g->bufs);
+      free(g->shared);
+      return UV_ENOMEM;
+    }
+  }
+  wsl_cork_fill(k, g->bufs, g->shared);
+  g->n = k->pieces;
+  return 0;
+}
+
+static void gather_free(gather_t *g) {
+  if (g->bufs != g->bufs_small) {
+    free(g->bufs);
+    free(g->shared);
+  }
 }
 
 /* --- lifecycle ---------------------------------------------------------- */
@@ -131,7 +165,7 @@ void wsl__conn_unref(wsl_conn_t *c) {
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
   wsl_buf_free(&c->pending);
-  wsl_buf_free(&c->cork);
+  wsl_cork_free(&c->cork);
   free(c->dial_request);
   free(c->dial_protocols);
   free(c);
@@ -152,21 +186,22 @@ static void close_now(wsl_conn_t *c) {
   /* What was written before the close (the cork, then close_notify)
    * leaves as a flush would have sent it: best effort, in one write, the
    * socket is closing either way. */
-  wsl_buf_t last = WSL_BUF_INIT;
-  if (c->tls) {
-    if (c->cork.len)
-      wsl_tls_write(c->tls, c->cork.data, c->cork.len, &last);
-    wsl_tls_close(c->tls, &last);
-  } else {
-    last = c->cork;
-    c->cork = (wsl_buf_t)WSL_BUF_INIT;
+  gather_t g;
+  if (c->tcp.write_queue_size == 0 && gather_init(&g, &c->cork) == 0) {
+    wsl_buf_t sealed = WSL_BUF_INIT;
+    if (c->tls) {
+      for (size_t i = 0; i < g.n; i++)
+        wsl_tls_write(c->tls, g.bufs[i].base, g.bufs[i].len, &sealed);
+      wsl_tls_close(c->tls, &sealed);
+      g.bufs[0] = uv_buf_init(sealed.data, (unsigned)sealed.len);
+      g.n = sealed.len > 0;
+    }
+    if (g.n)
+      uv_try_write((uv_stream_t *)&c->tcp, g.bufs, (unsigned)g.n);
+    wsl_buf_free(&sealed);
+    gather_free(&g);
   }
-  if (last.len && c->tcp.write_queue_size == 0) {
-    uv_buf_t b = uv_buf_init(last.data, (unsigned)last.len);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-  }
-  wsl_buf_free(&last);
-  wsl_buf_free(&c->cork);
+  wsl_cork_free(&c->cork);
   c->handles_closing = 1;
   c->state = WSL_CONN_CLOSED;
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -176,7 +211,7 @@ static void close_now(wsl_conn_t *c) {
 void wsl_conn_abort(wsl_conn_t *c, int flush) {
   if (c->handles_closing)
     return;
-  if (flush && c->cork.len) {
+  if (flush && c->cork.pieces) {
     wsl__conn_flush(c);
     if (c->handles_closing)
       return;
@@ -390,19 +425,19 @@ static void process_pending(wsl_conn_t *c) {
 
 /* --- writing ------------------------------------------------------------ */
 
-/* What the kernel did not take: the bytes copied after the request, or a
- * shared frame's referenced. */
+/* What the kernel did not take: references to shared frames, then the
+ * copied bytes. */
 typedef struct {
   uv_write_t req;
-  wsl_shared_frame_t *shared;
-  char bytes[];
+  size_t nshared;
+  wsl_shared_frame_t *shared[];
 } write_req_t;
 
 static void on_write(uv_write_t *req, int status) {
   write_req_t *w = (write_req_t *)req;
   wsl_conn_t *c = req->data;
-  if (w->shared)
-    wsl__shared_frame_release(w->shared);
+  for (size_t i = 0; i < w->nshared; i++)
+    wsl__shared_frame_release(w->shared[i]);
   free(w);
   if (c->handles_closing)
     return;
@@ -424,23 +459,24 @@ static void on_write(uv_write_t *req, int status) {
 /* Writes that fit in the cork with what already waits there wait for the
  * flush; larger ones leave at once, with the cork in front of them. */
 #define CORK_MAX (16 * 1024)
+/* Shared frames from this size wait in the cork by reference; smaller ones
+ * are copied, which costs less than a buffer of their own. */
+#define SHARE_MIN 256
 
-/* Puts bufs (wire bytes, at most 4) on the socket as one write: what the
- * kernel takes now, the rest in one queued request. When shared is set it
- * holds the last buffer's bytes, and what of them is left is referenced;
- * everything else left is copied. */
-static int send_bufs(wsl_conn_t *c, uv_buf_t *bufs, unsigned n,
-                     wsl_shared_frame_t *shared) {
+/* Puts the gathered buffers on the socket as one write: what the kernel
+ * takes now, the rest in one queued request, in which what is left of a
+ * shared frame is referenced and everything else copied. */
+static int send_gathered(wsl_conn_t *c, gather_t *g) {
   if (c->handles_closing)
     return UV_ECANCELED;
   size_t total = 0;
-  for (unsigned i = 0; i < n; i++)
-    total += bufs[i].len;
+  for (size_t i = 0; i < g->n; i++)
+    total += g->bufs[i].len;
   if (total == 0)
     return 0;
   size_t done = 0;
   if (c->tcp.write_queue_size == 0) {
-    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, g->bufs, (unsigned)g->n);
     if (r < 0 && r != UV_EAGAIN) {
       if (c->error == NULL)
         c->error = uv_strerror(r);
@@ -452,40 +488,49 @@ static int send_bufs(wsl_conn_t *c, uv_buf_t *bufs, unsigned n,
     if (done == total)
       return 0;
   }
-  unsigned first = 0;
-  while (done >= bufs[first].len) {
-    done -= bufs[first].len;
-    first++;
+  size_t first = 0;
+  while (done >= g->bufs[first].len)
+    done -= g->bufs[first++].len;
+  g->bufs[first].base += done;
+  g->bufs[first].len -= done;
+  /* The request: the shared frames left and the bytes to copy; its buffers
+   * go in place of the gathered ones (a run of copies becomes one). */
+  size_t nshared = 0, copy = 0;
+  for (size_t i = first; i < g->n; i++) {
+    if (g->shared[i])
+      nshared++;
+    else
+      copy += g->bufs[i].len;
   }
-  bufs[first].base += done;
-  bufs[first].len -= done;
-  unsigned copied = shared ? n - 1 : n;
-  size_t copy = 0;
-  for (unsigned i = first; i < copied; i++)
-    copy += bufs[i].len;
-  write_req_t *w = malloc(sizeof *w + copy);
+  write_req_t *w = malloc(sizeof *w + nshared * sizeof w->shared[0] + copy);
   if (w == NULL)
     return UV_ENOMEM;
-  uv_buf_t out[2];
-  unsigned nout = 0;
-  if (copy) {
-    char *p = w->bytes;
-    for (unsigned i = first; i < copied; i++) {
-      memcpy(p, bufs[i].base, bufs[i].len);
-      p += bufs[i].len;
+  char *bytes = (char *)(w->shared + nshared);
+  w->nshared = 0;
+  size_t nout = 0;
+  int joining = 0; /* the last buffer out is a run of copies */
+  for (size_t i = first; i < g->n; i++) {
+    uv_buf_t b = g->bufs[i]; /* read before bufs[nout <= i] is written */
+    if (g->shared[i]) {
+      g->shared[i]->refs++;
+      w->shared[w->nshared++] = g->shared[i];
+      g->bufs[nout++] = b;
+      joining = 0;
+    } else if (b.len) {
+      memcpy(bytes, b.base, b.len);
+      if (joining)
+        g->bufs[nout - 1].len += b.len;
+      else
+        g->bufs[nout++] = uv_buf_init(bytes, (unsigned)b.len);
+      bytes += b.len;
+      joining = 1;
     }
-    out[nout++] = uv_buf_init(w->bytes, (unsigned)copy);
-  }
-  w->shared = NULL;
-  if (shared && bufs[n - 1].len) {
-    shared->refs++;
-    w->shared = shared;
-    out[nout++] = bufs[n - 1];
   }
   w->req.data = c;
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, out, nout, on_write) != 0) {
-    if (w->shared)
-      wsl__shared_frame_release(w->shared);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, g->bufs, (unsigned)nout,
+               on_write) != 0) {
+    for (size_t i = 0; i < w->nshared; i++)
+      wsl__shared_frame_release(w->shared[i]);
     free(w);
     close_now(c);
     return UV_ECANCELED;
@@ -498,16 +543,23 @@ static int send_bufs(wsl_conn_t *c, uv_buf_t *bufs, unsigned n,
 /* Wire bytes (TLS records) that must not wait: sent after anything already
  * on the socket's queue. */
 static int raw_write(wsl_conn_t *c, const char *data, size_t len) {
-  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  return send_bufs(c, &b, 1, NULL);
+  gather_t g;
+  g.bufs = g.bufs_small;
+  g.shared = g.shared_small;
+  g.bufs[0] = uv_buf_init((char *)data, (unsigned)len);
+  g.shared[0] = NULL;
+  g.n = 1;
+  return send_gathered(c, &g);
 }
 
-/* Encrypts plaintext pieces into one run of records and sends it. */
-static int tls_send(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n) {
+/* Encrypts the gathered plaintext into one run of records and sends it (a
+ * TLS connection's cork holds one copy: ciphertext is per connection, so
+ * shared frames are copied). */
+static int tls_send(wsl_conn_t *c, const gather_t *g) {
   wsl_buf_t out = WSL_BUF_INIT;
   int r = 0;
-  for (unsigned i = 0; i < n && r == 0; i++)
-    r = wsl_tls_write(c->tls, bufs[i].base, bufs[i].len, &out);
+  for (size_t i = 0; i < g->n && r == 0; i++)
+    r = wsl_tls_write(c->tls, g->bufs[i].base, g->bufs[i].len, &out);
   if (r == 0)
     r = raw_write(c, out.data, out.len);
   else
@@ -516,38 +568,34 @@ static int tls_send(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n) {
   return r == 0 ? 0 : UV_ECANCELED;
 }
 
-/* Sends bufs (plaintext, at most 3; shared as for send_bufs) now, after
- * what waits in the cork, which is given back to the allocator. */
+/* Sends bufs (plaintext, at most 3; the bytes of shared, when set, are the
+ * last one's) now, after what waits in the cork, which is emptied. */
 static int send_now(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n,
                     wsl_shared_frame_t *shared) {
-  wsl_buf_t cork = c->cork;
-  c->cork = (wsl_buf_t)WSL_BUF_INIT;
-  uv_buf_t all[4];
-  unsigned k = 0;
-  if (cork.len)
-    all[k++] = uv_buf_init(cork.data, (unsigned)cork.len);
-  for (unsigned i = 0; i < n; i++)
-    all[k++] = bufs[i];
-  int r;
-  if (c->tls) {
-    /* Ciphertext is per connection: a shared frame is encrypted (copied)
-     * like any other bytes. */
-    r = tls_send(c, all, k);
-  } else {
-    r = send_bufs(c, all, k, shared);
+  wsl_cork_t cork = c->cork;
+  c->cork = (wsl_cork_t)WSL_CORK_INIT;
+  gather_t g;
+  int r = gather_init(&g, &cork);
+  if (r == 0) {
+    for (unsigned i = 0; i < n; i++) {
+      g.bufs[g.n] = bufs[i];
+      g.shared[g.n++] = i == n - 1 ? shared : NULL;
+    }
+    r = c->tls ? tls_send(c, &g) : send_gathered(c, &g);
+    gather_free(&g);
   }
-  wsl_buf_free(&cork);
+  wsl_cork_free(&cork);
   return r;
 }
 
 int wsl__conn_flush(wsl_conn_t *c) {
-  if (c->cork.len == 0 || c->handles_closing)
+  if (c->cork.pieces == 0 || c->handles_closing)
     return 0;
   return send_now(c, NULL, 0, NULL);
 }
 
 /* Every byte for the peer goes through here (bufs: at most 3, sent as one;
- * shared as for send_bufs). Small writes wait in the cork for the loop
+ * shared as for send_now). Small writes wait in the cork for the loop
  * turn's flush, so that a connection written to many times in a turn costs
  * one system call; order is kept, as whatever leaves at once takes the
  * cork in front of it. */
@@ -562,15 +610,19 @@ static int queue_writev(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n,
   if (len == 0)
     return 0;
   /* A shared frame for a connection that the kernel is not keeping up with
-   * queues behind what waits without a system call: referenced, not
-   * copied, so slow subscribers of a topic share its bytes. */
-  int queue_shared = shared && c->tls == NULL && c->cork.len == 0 &&
+   * queues behind what waits without a system call. */
+  int queue_shared = shared && c->tls == NULL && c->cork.pieces == 0 &&
                      c->tcp.write_queue_size > 0;
-  if (!c->batched || queue_shared || c->cork.len + len > CORK_MAX)
+  if (!c->batched || queue_shared || c->cork.bytes + len > CORK_MAX)
     return send_now(c, bufs, n, shared);
-  for (unsigned i = 0; i < n; i++)
-    if (wsl_buf_append(&c->cork, bufs[i].base, bufs[i].len) != 0)
+  if (shared && c->tls == NULL && n == 1 && len >= SHARE_MIN) {
+    if (wsl_cork_share(&c->cork, shared) != 0)
       return UV_ENOMEM;
+  } else {
+    for (unsigned i = 0; i < n; i++)
+      if (wsl_cork_copy(&c->cork, bufs[i].base, bufs[i].len) != 0)
+        return UV_ENOMEM;
+  }
   if (wsl__flush_list(c) != 0)
     return wsl__conn_flush(c);
   return 0;

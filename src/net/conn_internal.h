@@ -5,6 +5,7 @@
 #define WSL_CONN_INTERNAL_H
 
 #include "net/conn.h"
+#include "net/cork.h"
 #include "net/tls.h"
 #include "proto/buf.h"
 #include "proto/frame.h"
@@ -28,10 +29,10 @@ struct wsl_conn {
   int handles_closing;   /* uv_close was called */
   int reading;           /* uv_read_start is in effect */
   int close_after_flush; /* shutdown once the write queue drains */
-  /* Output batching (conn.c, flush.c): small writes wait in the cork
-   * (plaintext on TLS, encrypted once when it leaves) and leave in one
-   * system call per loop turn, from the thread's flush list. */
-  wsl_buf_t cork;
+  /* Output batching (conn.c, cork.c, flush.c): small writes wait in the
+   * cork (plaintext on TLS, encrypted once when it leaves) and leave in
+   * one system call per loop turn, from the thread's flush list. */
+  wsl_cork_t cork;
   int batched;       /* counted by the thread's flusher: may cork */
   size_t flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
