@@ -33,8 +33,8 @@ struct wsl_conn {
    * cork (plaintext on TLS, encrypted once when it leaves) and leave in
    * one system call per loop turn, from the thread's flush list. */
   wsl_cork_t cork;
-  int batched;       /* counted by the thread's flusher: may cork */
-  size_t flush_slot; /* 1 + its index on the flush list; 0: not listed */
+  int batched;         /* counted by the thread's flusher: may cork */
+  unsigned flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
   /* HTTP */
   wsl_http_parser_t http;

@@ -94,7 +94,7 @@ int wsl__flush_list(wsl_conn_t *c) {
   if (fl.len == 0)
     uv_prepare_start(fl.prepare, on_prepare);
   fl.list[fl.len++] = c;
-  c->flush_slot = fl.len;
+  c->flush_slot = (unsigned)fl.len;
   return 0;
 }
 
