@@ -14,8 +14,9 @@ int main(void) {
   printf("while speaking HTTP: wsl_http_parser_t %zu; while dialling: "
          "wsl_dial_state_t %zu\n",
          sizeof(wsl_http_parser_t), sizeof(wsl_dial_state_t));
-  /* 640 on x86_64 with libuv 1.44 (a uv_tcp_t is 248 of it); was 2,296. */
-  CHECK(sizeof(struct wsl_conn) <= sizeof(uv_tcp_t) + 400);
+  /* 656 on x86_64 with libuv 1.44 (a uv_tcp_t is 248 of it); was 2,296.
+   * The output batching (cork of references, flush slot) is 16 of it. */
+  CHECK(sizeof(struct wsl_conn) <= sizeof(uv_tcp_t) + 408);
   CHECK(sizeof(wsl_frame_parser_t) <= 88);
   CHECK(sizeof(wsl_timer_t) <= 16);
   return TEST_REPORT();

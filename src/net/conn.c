@@ -74,7 +74,7 @@ const wsl_conn_config_t *wsl_conn_config(const wsl_conn_t *c) {
 
 /* Bytes waiting to leave: libuv's queue and the cork. */
 static size_t queued(const wsl_conn_t *c) {
-  return c->tcp.write_queue_size + c->cork.len;
+  return c->tcp.write_queue_size + c->cork.bytes;
 }
 
 size_t wsl_conn_buffered(const wsl_conn_t *c) {
@@ -91,6 +91,40 @@ uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
 
 void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
   *out = c->stats;
+}
+
+/* The buffers of one write: the cork's pieces, then up to 3 more; shared[i]
+ * is the frame that bufs[i] points into, or NULL. */
+typedef struct {
+  uv_buf_t *bufs;
+  wsl_shared_frame_t **shared;
+  size_t n;
+  uv_buf_t bufs_small[16];
+  wsl_shared_frame_t *shared_small[16];
+} gather_t;
+
+static int gather_init(gather_t *g, const wsl_cork_t *k) {
+  g->bufs = g->bufs_small;
+  g->shared = g->shared_small;
+  if (k->pieces + 3 > 16) {
+    g->bufs = malloc((k->pieces + 3) * sizeof *g->bufs);
+    g->shared = malloc((k->pieces + 3) * sizeof *g->shared);
+    if (g->bufs == NULL || g->shared == NULL) {
+      free(g->bufs);
+      free(g->shared);
+      return UV_ENOMEM;
+    }
+  }
+  wsl_cork_fill(k, g->bufs, g->shared);
+  g->n = k->pieces;
+  return 0;
+}
+
+static void gather_free(gather_t *g) {
+  if (g->bufs != g->bufs_small) {
+    free(g->bufs);
+    free(g->shared);
+  }
 }
 
 /* --- lifecycle ---------------------------------------------------------- */
@@ -113,6 +147,7 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
     return NULL;
   }
   c->tcp.data = c;
+  c->batched = wsl__flush_attach(c);
   c->refs = 1;
   c->role = role;
   c->handler = handler;
@@ -157,7 +192,7 @@ void wsl__conn_unref(wsl_conn_t *c) {
     wsl_buf_free(c->pending);
     free(c->pending);
   }
-  wsl_buf_free(&c->cork);
+  wsl_cork_free(&c->cork);
   wsl__ws_options_release(c);
   wsl__dial_free(c);
   free(c->ctrl);
@@ -174,35 +209,43 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_now(wsl_conn_t *c) {
   if (c->handles_closing)
     return;
-  if (c->cork.len && c->tcp.write_queue_size == 0) {
-    /* What was written before the close leaves as it would have uncorked:
-     * best effort, the socket is closing. */
-    uv_buf_t b = uv_buf_init(c->cork.data, (unsigned)c->cork.len);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  /* Off the flush list now: the connection is freed by a close callback
+   * of this loop turn, before the next flush. */
+  if (c->batched)
+    wsl__flush_detach(c);
+  /* What was written before the close (the cork, then close_notify)
+   * leaves as a flush would have sent it: best effort, in one write, the
+   * socket is closing either way. */
+  gather_t g;
+  if (c->tcp.write_queue_size == 0 && gather_init(&g, &c->cork) == 0) {
+    wsl_buf_t sealed = WSL_BUF_INIT;
+    if (c->tls) {
+      for (size_t i = 0; i < g.n; i++)
+        wsl_tls_write(c->tls, g.bufs[i].base, g.bufs[i].len, &sealed);
+      wsl_tls_close(c->tls, &sealed);
+      g.bufs[0] = uv_buf_init(sealed.data, (unsigned)sealed.len);
+      g.n = sealed.len > 0;
+    }
+    if (g.n)
+      uv_try_write((uv_stream_t *)&c->tcp, g.bufs, (unsigned)g.n);
+    wsl_buf_free(&sealed);
+    gather_free(&g);
   }
-  wsl_buf_free(&c->cork);
-  if (c->tls) {
-    /* close_notify, best effort: the socket is closing either way. */
-    wsl_buf_t alert = WSL_BUF_INIT;
-    wsl_tls_close(c->tls, &alert);
-    uv_buf_t b = uv_buf_init(alert.data, (unsigned)alert.len);
-    if (alert.len && c->tcp.write_queue_size == 0)
-      uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    wsl_buf_free(&alert);
-  }
+  wsl_cork_free(&c->cork);
   c->handles_closing = 1;
   c->state = WSL_CONN_CLOSED;
   wsl_timer_stop(c->tcp.loop, &c->timer);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
-static int uncork(wsl_conn_t *c);
-
 void wsl_conn_abort(wsl_conn_t *c, int flush) {
   if (c->handles_closing)
     return;
-  if (flush && c->cork.len && uncork(c) != 0)
-    return;
+  if (flush && c->cork.pieces) {
+    wsl__conn_flush(c);
+    if (c->handles_closing)
+      return;
+  }
   if (flush && c->tcp.write_queue_size > 0) {
     /* The last write callback closes; the timer bounds the wait for a peer
      * that does not read. */
@@ -343,18 +386,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     close_now(c);
     return;
   }
-  /* The handlers run inside; what they write waits in the cork (see
-   * raw_write) and leaves in one piece. The connection is freed only by a
-   * close callback, so it is still here afterwards. */
-  c->corked = 1;
+  /* The handlers run inside; what they write waits in the cork and leaves
+   * with the loop turn's flush (see queue_writev). */
   if (c->tls)
     tls_input(c, buf->base, (size_t)nread);
   else
     process_input(c, buf->base, (size_t)nread);
-  c->corked = 0;
-  if (c->cork.len && !c->handles_closing)
-    uncork(c);
-  wsl_buf_free(&c->cork);
 }
 
 void wsl__conn_start_reading(wsl_conn_t *c) {
@@ -444,17 +481,19 @@ static void process_pending(wsl_conn_t *c) {
 
 /* --- writing ------------------------------------------------------------ */
 
+/* What the kernel did not take: references to shared frames, then the
+ * copied bytes. */
 typedef struct {
   uv_write_t req;
-  wsl_shared_frame_t *shared;
-  char bytes[];
+  size_t nshared;
+  wsl_shared_frame_t *shared[];
 } write_req_t;
 
 static void on_write(uv_write_t *req, int status) {
   write_req_t *w = (write_req_t *)req;
   wsl_conn_t *c = req->data;
-  if (w->shared)
-    wsl__shared_frame_release(w->shared);
+  for (size_t i = 0; i < w->nshared; i++)
+    wsl__shared_frame_release(w->shared[i]);
   free(w);
   if (c->handles_closing)
     return;
@@ -473,58 +512,81 @@ static void on_write(uv_write_t *req, int status) {
     close_now(c);
 }
 
-/* Small writes made while a read is parsed wait in the cork up to this many
- * bytes; larger ones (and shared frames) first send what waits. */
+/* Writes that fit in the cork with what already waits there wait for the
+ * flush; larger ones leave at once, with the cork in front of them. */
 #define CORK_MAX (16 * 1024)
+/* Shared frames from this size wait in the cork by reference; smaller ones
+ * are copied, which costs less than a buffer of their own. */
+#define SHARE_MIN 256
 
-/* Writes what the kernel takes now and queues the rest. A shared frame's
- * bytes are referenced, never copied. */
-static int raw_write(wsl_conn_t *c, const char *data, size_t len,
-                     wsl_shared_frame_t *shared) {
+/* Puts the gathered buffers on the socket as one write: what the kernel
+ * takes now, the rest in one queued request, in which what is left of a
+ * shared frame is referenced and everything else copied. */
+static int send_gathered(wsl_conn_t *c, gather_t *g) {
   if (c->handles_closing)
     return UV_ECANCELED;
-  if (len == 0)
+  size_t total = 0;
+  for (size_t i = 0; i < g->n; i++)
+    total += g->bufs[i].len;
+  if (total == 0)
     return 0;
-  if (c->corked && shared == NULL && c->cork.len + len <= CORK_MAX) {
-    /* The low-water mark is looked at when it leaves (uncork). */
-    return wsl_buf_append(&c->cork, data, len) != 0 ? UV_ENOMEM : 0;
-  }
-  if (c->cork.len && uncork(c) != 0)
-    return UV_ECANCELED;
   size_t done = 0;
   if (c->tcp.write_queue_size == 0) {
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n < 0 && n != UV_EAGAIN) {
+    int r = uv_try_write((uv_stream_t *)&c->tcp, g->bufs, (unsigned)g->n);
+    if (r < 0 && r != UV_EAGAIN) {
       if (c->error == NULL)
-        c->error = uv_strerror(n);
+        c->error = uv_strerror(r);
       close_now(c);
       return UV_ECANCELED;
     }
-    if (n > 0)
-      done = (size_t)n;
-    if (done == len)
+    if (r > 0)
+      done = (size_t)r;
+    if (done == total)
       return 0;
   }
-  size_t rest = len - done;
-  write_req_t *w = malloc(sizeof *w + (shared ? 0 : rest));
+  size_t first = 0;
+  while (done >= g->bufs[first].len)
+    done -= g->bufs[first++].len;
+  g->bufs[first].base += done;
+  g->bufs[first].len -= done;
+  /* The request: the shared frames left and the bytes to copy; its buffers
+   * go in place of the gathered ones (a run of copies becomes one). */
+  size_t nshared = 0, copy = 0;
+  for (size_t i = first; i < g->n; i++) {
+    if (g->shared[i])
+      nshared++;
+    else
+      copy += g->bufs[i].len;
+  }
+  write_req_t *w = malloc(sizeof *w + nshared * sizeof w->shared[0] + copy);
   if (w == NULL)
     return UV_ENOMEM;
-  uv_buf_t b;
-  if (shared) {
-    shared->refs++;
-    w->shared = shared;
-    b = uv_buf_init((char *)data + done, (unsigned)rest);
-  } else {
-    w->shared = NULL;
-    memcpy(w->bytes, data + done, rest);
-    b = uv_buf_init(w->bytes, (unsigned)rest);
+  char *bytes = (char *)(w->shared + nshared);
+  w->nshared = 0;
+  size_t nout = 0;
+  int joining = 0; /* the last buffer out is a run of copies */
+  for (size_t i = first; i < g->n; i++) {
+    uv_buf_t b = g->bufs[i]; /* read before bufs[nout <= i] is written */
+    if (g->shared[i]) {
+      g->shared[i]->refs++;
+      w->shared[w->nshared++] = g->shared[i];
+      g->bufs[nout++] = b;
+      joining = 0;
+    } else if (b.len) {
+      memcpy(bytes, b.base, b.len);
+      if (joining)
+        g->bufs[nout - 1].len += b.len;
+      else
+        g->bufs[nout++] = uv_buf_init(bytes, (unsigned)b.len);
+      bytes += b.len;
+      joining = 1;
+    }
   }
   w->req.data = c;
-  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-  if (r != 0) {
-    if (shared)
-      wsl__shared_frame_release(shared);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, g->bufs, (unsigned)nout,
+               on_write) != 0) {
+    for (size_t i = 0; i < w->nshared; i++)
+      wsl__shared_frame_release(w->shared[i]);
     free(w);
     close_now(c);
     return UV_ECANCELED;
@@ -534,37 +596,98 @@ static int raw_write(wsl_conn_t *c, const char *data, size_t len,
   return 0;
 }
 
-/* Sends what waits in the cork, in one write; the buffer is kept until
- * on_read frees it. Returns raw_write's result. */
-static int uncork(wsl_conn_t *c) {
-  size_t len = c->cork.len;
-  int corked = c->corked;
-  c->cork.len = 0;
-  c->corked = 0;
-  int r = raw_write(c, c->cork.data, len, NULL);
-  c->corked = corked;
-  return r;
+/* Wire bytes (TLS records) that must not wait: sent after anything already
+ * on the socket's queue. */
+static int raw_write(wsl_conn_t *c, const char *data, size_t len) {
+  gather_t g;
+  g.bufs = g.bufs_small;
+  g.shared = g.shared_small;
+  g.bufs[0] = uv_buf_init((char *)data, (unsigned)len);
+  g.shared[0] = NULL;
+  g.n = 1;
+  return send_gathered(c, &g);
 }
 
-/* Every byte for the peer goes through here: encrypted first on a TLS
- * connection (where a shared frame's bytes are then copied, as ciphertext
- * is per connection). */
-static int queue_write(wsl_conn_t *c, const char *data, size_t len,
-                       wsl_shared_frame_t *shared) {
-  if (!c->handles_closing)
-    c->stats.bytes_out += len;
-  if (c->tls == NULL)
-    return raw_write(c, data, len, shared);
-  if (c->handles_closing)
-    return UV_ECANCELED;
+/* Encrypts the gathered plaintext into one run of records and sends it (a
+ * TLS connection's cork holds one copy: ciphertext is per connection, so
+ * shared frames are copied). */
+static int tls_send(wsl_conn_t *c, const gather_t *g) {
   wsl_buf_t out = WSL_BUF_INIT;
-  int r = wsl_tls_write(c->tls, data, len, &out);
+  int r = 0;
+  for (size_t i = 0; i < g->n && r == 0; i++)
+    r = wsl_tls_write(c->tls, g->bufs[i].base, g->bufs[i].len, &out);
   if (r == 0)
-    r = raw_write(c, out.data, out.len, NULL);
+    r = raw_write(c, out.data, out.len);
   else
     close_now(c);
   wsl_buf_free(&out);
   return r == 0 ? 0 : UV_ECANCELED;
+}
+
+/* Sends bufs (plaintext, at most 3; the bytes of shared, when set, are the
+ * last one's) now, after what waits in the cork, which is emptied. */
+static int send_now(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n,
+                    wsl_shared_frame_t *shared) {
+  wsl_cork_t cork = c->cork;
+  c->cork = (wsl_cork_t)WSL_CORK_INIT;
+  gather_t g;
+  int r = gather_init(&g, &cork);
+  if (r == 0) {
+    for (unsigned i = 0; i < n; i++) {
+      g.bufs[g.n] = bufs[i];
+      g.shared[g.n++] = i == n - 1 ? shared : NULL;
+    }
+    r = c->tls ? tls_send(c, &g) : send_gathered(c, &g);
+    gather_free(&g);
+  }
+  wsl_cork_free(&cork);
+  return r;
+}
+
+int wsl__conn_flush(wsl_conn_t *c) {
+  if (c->cork.pieces == 0 || c->handles_closing)
+    return 0;
+  return send_now(c, NULL, 0, NULL);
+}
+
+/* Every byte for the peer goes through here (bufs: at most 3, sent as one;
+ * shared as for send_now). Small writes wait in the cork for the loop
+ * turn's flush, so that a connection written to many times in a turn costs
+ * one system call; order is kept, as whatever leaves at once takes the
+ * cork in front of it. */
+static int queue_writev(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n,
+                        wsl_shared_frame_t *shared) {
+  if (c->handles_closing)
+    return UV_ECANCELED;
+  size_t len = 0;
+  for (unsigned i = 0; i < n; i++)
+    len += bufs[i].len;
+  c->stats.bytes_out += len;
+  if (len == 0)
+    return 0;
+  /* A shared frame for a connection that the kernel is not keeping up with
+   * queues behind what waits without a system call. */
+  int queue_shared = shared && c->tls == NULL && c->cork.pieces == 0 &&
+                     c->tcp.write_queue_size > 0;
+  if (!c->batched || queue_shared || c->cork.bytes + len > CORK_MAX)
+    return send_now(c, bufs, n, shared);
+  if (shared && c->tls == NULL && n == 1 && len >= SHARE_MIN) {
+    if (wsl_cork_share(&c->cork, shared) != 0)
+      return UV_ENOMEM;
+  } else {
+    for (unsigned i = 0; i < n; i++)
+      if (wsl_cork_copy(&c->cork, bufs[i].base, bufs[i].len) != 0)
+        return UV_ENOMEM;
+  }
+  if (wsl__flush_list(c) != 0)
+    return wsl__conn_flush(c);
+  return 0;
+}
+
+static int queue_write(wsl_conn_t *c, const char *data, size_t len,
+                       wsl_shared_frame_t *shared) {
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  return queue_writev(c, &b, 1, shared);
 }
 
 int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
@@ -577,7 +700,7 @@ int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
   wsl_buf_t hello = WSL_BUF_INIT;
   int r = wsl_tls_start(c->tls, &hello);
   if (r == 0)
-    r = raw_write(c, hello.data, hello.len, NULL);
+    r = raw_write(c, hello.data, hello.len);
   wsl_buf_free(&hello);
   return r;
 }
@@ -592,7 +715,7 @@ static void tls_input(wsl_conn_t *c, char *data, size_t len) {
   int r = wsl_tls_feed(c->tls, data, len, &out, &err);
   while (r == 0 && !c->handles_closing) {
     if (out.len) {
-      raw_write(c, out.data, out.len, NULL);
+      raw_write(c, out.data, out.len);
       out.len = 0;
     }
     r = wsl_tls_read(c->tls, plain, sizeof plain, &out, &err);
@@ -602,7 +725,7 @@ static void tls_input(wsl_conn_t *c, char *data, size_t len) {
     r = 0;
   }
   if (out.len)
-    raw_write(c, out.data, out.len, NULL);
+    raw_write(c, out.data, out.len);
   wsl_buf_free(&out);
   if (r < 0) {
     if (err) {
@@ -637,8 +760,8 @@ static void mask_key(uint8_t key[4]) {
   left -= 4;
 }
 
-int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
-                          const void *data, size_t len) {
+int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv, const void *data,
+                          size_t len) {
   uint8_t head[WSL_FRAME_HEADER_MAX];
   uint8_t key[4];
   const uint8_t *mask = NULL;
@@ -647,8 +770,16 @@ int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
     mask = key;
   }
   size_t hlen = wsl_frame_header_encode(head, 1, rsv, opcode, len, mask);
-  /* Header and payload go out in one piece: one write, one packet for small
-   * frames. */
+  if (mask == NULL && (c->tls == NULL || hlen + len <= CORK_MAX)) {
+    /* Header and payload as two pieces of one write: a small frame is
+     * copied into the cork, a large one goes from the caller's bytes, and
+     * only what the kernel does not take is copied. */
+    uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hlen),
+                     uv_buf_init((char *)data, (unsigned)len)};
+    return queue_writev(c, b, 2, NULL);
+  }
+  /* Masked (client role), or a large frame over TLS: header and payload
+   * in one piece, one record. */
   char small[512];
   char *frame = hlen + len <= sizeof small ? small : malloc(hlen + len);
   if (frame == NULL)

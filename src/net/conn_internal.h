@@ -5,6 +5,7 @@
 #define WSL_CONN_INTERNAL_H
 
 #include "net/conn.h"
+#include "net/cork.h"
 #include "net/timers.h"
 #include "net/tls.h"
 #include "proto/buf.h"
@@ -55,26 +56,28 @@ struct wsl_conn {
   unsigned handles_closing : 1;   /* uv_close was called */
   unsigned reading : 1;           /* uv_read_start is in effect */
   unsigned close_after_flush : 1; /* shutdown once the write queue drains */
-  unsigned corked : 1;            /* a read is being parsed: see cork */
-  unsigned ws_shared : 1;         /* ws is a shared copy (conn_ws.c) */
-  unsigned msg_compressed : 1;    /* it came with RSV1: inflate its pieces */
-  unsigned msg_delivered : 1;     /* a piece of it went to the owner */
-  unsigned msg_done : 1;          /* its last piece went to the owner */
-  unsigned ping_outstanding : 1;  /* a keepalive ping was sent, no answer */
-  unsigned above_low_water : 1;   /* the send queue passed ws->low_water:
-                                     on_drain when it falls back */
+  unsigned batched : 1;          /* counted by the thread's flusher: may cork */
+  unsigned ws_shared : 1;        /* ws is a shared copy (conn_ws.c) */
+  unsigned msg_compressed : 1;   /* it came with RSV1: inflate its pieces */
+  unsigned msg_delivered : 1;    /* a piece of it went to the owner */
+  unsigned msg_done : 1;         /* its last piece went to the owner */
+  unsigned ping_outstanding : 1; /* a keepalive ping was sent, no answer */
+  unsigned above_low_water : 1;  /* the send queue passed ws->low_water:
+                                    on_drain when it falls back */
   unsigned close_sent : 1, close_received : 1;
   unsigned compress : 1;        /* permessage-deflate negotiated */
   unsigned deflater_shared : 1; /* deflater is the thread's (compress.c) */
   int refs;                     /* tcp, pending requests: free at 0 */
-  uint32_t utf8; /* validation state of the current text message */
+  uint32_t utf8;       /* validation state of the current text message */
+  unsigned flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
   /* Bytes read but not yet parsed (while the owner answers a request),
    * NULL when none wait. */
   wsl_buf_t *pending;
-  /* While a read is parsed (on_read), small writes wait here and leave in
-   * one system call when it is done: one write per read, not per message. */
-  wsl_buf_t cork;
+  /* Output batching (conn.c, cork.c, flush.c): small writes wait in the
+   * cork (plaintext on TLS, encrypted once when it leaves) and leave in
+   * one system call per loop turn, from the thread's flush list. */
+  wsl_cork_t cork;
 
   /* HTTP: the parser exists while the connection speaks HTTP (or, client
    * role, waits for the handshake response), NULL once upgraded. */
@@ -131,8 +134,8 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
 void wsl__conn_unref(wsl_conn_t *c);
 void wsl__conn_start_reading(wsl_conn_t *c);
 void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms);
-int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv,
-                          const void *data, size_t len);
+int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv, const void *data,
+                          size_t len);
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why);
 /* Records the peer's address (after accept or connect). */
 void wsl__conn_fill_remote_addr(wsl_conn_t *c);
@@ -149,6 +152,18 @@ void wsl__conn_http_close(wsl_conn_t *c);
 /* Puts TLS under the connection; the client role sends its ClientHello. */
 int wsl__conn_tls_start(wsl_conn_t *c, struct wsl_tls_ctx *ctx,
                         const char *server_name);
+
+/* Sends what waits in the cork now (flush.c calls it once per turn). */
+int wsl__conn_flush(wsl_conn_t *c);
+
+/* flush.c: the thread's flush list. attach counts a new connection and
+ * returns 1 when it may cork (0: its writes go at once); detach, when it
+ * starts closing, unlists it. list returns 0 or -1 (no memory: the caller
+ * flushes at once). */
+int wsl__flush_attach(wsl_conn_t *c);
+void wsl__flush_detach(wsl_conn_t *c);
+int wsl__flush_list(wsl_conn_t *c);
+void wsl__flush_unlist(wsl_conn_t *c);
 
 /* conn_ws.c: feed WebSocket bytes; returns once they are used up or the
  * connection stops reading. */

@@ -1,0 +1,122 @@
+/* A connection's cork. The records are written front to back and read back
+ * to front: each ends with a trailer naming its kind and length, so that a
+ * copy can join the copy before it without the cork keeping an index.
+ *   copy:   <len bytes> <trailer {len, COPY}>
+ *   shared: <frame pointer> <trailer {frame len, SHARED}>
+ * Trailers and pointers are read and written with memcpy: records are not
+ * aligned. */
+#include "net/cork.h"
+
+#include <string.h>
+
+#include "net/conn_internal.h"
+
+enum { COPY, SHARED };
+
+typedef struct {
+  size_t len;
+  size_t kind;
+} trailer_t;
+
+static trailer_t trailer_at(const wsl_cork_t *k, size_t end) {
+  trailer_t t;
+  memcpy(&t, k->records.data + end - sizeof t, sizeof t);
+  return t;
+}
+
+static void put_trailer(wsl_cork_t *k, size_t len, size_t kind) {
+  trailer_t t = {len, kind};
+  memcpy(k->records.data + k->records.len, &t, sizeof t);
+  k->records.len += sizeof t;
+}
+
+int wsl_cork_copy(wsl_cork_t *k, const void *data, size_t len) {
+  if (len == 0)
+    return 0;
+  if (wsl_buf_reserve(&k->records, len + sizeof(trailer_t)) != 0)
+    return -1;
+  size_t joined = 0;
+  if (k->pieces) {
+    trailer_t last = trailer_at(k, k->records.len);
+    if (last.kind == COPY) {
+      /* The new bytes go over the trailer, which moves after them. */
+      k->records.len -= sizeof last;
+      joined = last.len;
+    }
+  }
+  memcpy(k->records.data + k->records.len, data, len);
+  k->records.len += len;
+  put_trailer(k, joined + len, COPY);
+  if (joined == 0)
+    k->pieces++;
+  k->bytes += len;
+  return 0;
+}
+
+int wsl_cork_share(wsl_cork_t *k, wsl_shared_frame_t *f) {
+  if (wsl_buf_reserve(&k->records, sizeof f + sizeof(trailer_t)) != 0)
+    return -1;
+  f->refs++;
+  memcpy(k->records.data + k->records.len, &f, sizeof f);
+  k->records.len += sizeof f;
+  put_trailer(k, f->len, SHARED);
+  k->pieces++;
+  k->bytes += f->len;
+  return 0;
+}
+
+/* Calls fn for each record, last first. */
+static void each_back(const wsl_cork_t *k,
+                      void (*fn)(void *ud, size_t i, char *data, size_t len,
+                                 wsl_shared_frame_t *f),
+                      void *ud) {
+  size_t end = k->records.len, i = k->pieces;
+  while (end > 0) {
+    trailer_t t = trailer_at(k, end);
+    end -= sizeof t;
+    i--;
+    if (t.kind == COPY) {
+      end -= t.len;
+      fn(ud, i, k->records.data + end, t.len, NULL);
+    } else {
+      wsl_shared_frame_t *f;
+      end -= sizeof f;
+      memcpy(&f, k->records.data + end, sizeof f);
+      fn(ud, i, f->bytes, f->len, f);
+    }
+  }
+}
+
+typedef struct {
+  uv_buf_t *bufs;
+  wsl_shared_frame_t **shared;
+} fill_t;
+
+static void fill_one(void *ud, size_t i, char *data, size_t len,
+                     wsl_shared_frame_t *f) {
+  fill_t *fill = ud;
+  fill->bufs[i] = uv_buf_init(data, (unsigned)len);
+  fill->shared[i] = f;
+}
+
+void wsl_cork_fill(const wsl_cork_t *k, uv_buf_t *bufs,
+                   wsl_shared_frame_t **shared) {
+  fill_t fill = {bufs, shared};
+  each_back(k, fill_one, &fill);
+}
+
+static void release_one(void *ud, size_t i, char *data, size_t len,
+                        wsl_shared_frame_t *f) {
+  (void)ud;
+  (void)i;
+  (void)data;
+  (void)len;
+  if (f)
+    wsl__shared_frame_release(f);
+}
+
+void wsl_cork_free(wsl_cork_t *k) {
+  each_back(k, release_one, NULL);
+  wsl_buf_free(&k->records);
+  k->bytes = k->pieces = 0;
+}

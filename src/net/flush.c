@@ -1,0 +1,106 @@
+/* The thread's flush list: connections whose small writes wait in their
+ * cork, each sent in one write per loop turn by a prepare handle. Prepare
+ * runs after the timers and I/O callbacks of a turn and just before the
+ * loop polls, so batching adds no latency: a publish to N subscribers, or
+ * many replies to one read, costs one system call per connection.
+ *
+ * One flusher per thread (each worker is a thread with its own loop). Its
+ * handle lives while the thread has connections that are not closing, and
+ * is closed with the last of them, so that the owner's teardown (close the
+ * connections, run the loop once, uv_loop_close) finds no handle left. */
+#include "net/conn_internal.h"
+
+#include <stdlib.h>
+
+typedef struct {
+  uv_prepare_t *prepare; /* NULL: none (closed with the last connection) */
+  uv_loop_t *loop;       /* the loop it runs on */
+  size_t conns;          /* batched connections not closing */
+  wsl_conn_t **list;     /* the listed ones; NULL for one that was unlisted */
+  size_t len, cap;
+  int flushing; /* inside on_prepare: the list stays until it is done */
+} flusher_t;
+
+static _Thread_local flusher_t fl;
+
+static void on_prepare_closed(uv_handle_t *h) {
+  free(h);
+}
+
+static void free_list(void) {
+  free(fl.list);
+  fl.list = NULL;
+  fl.len = fl.cap = 0;
+}
+
+static void on_prepare(uv_prepare_t *p) {
+  /* A flush calls no owner code, so it lists no connection; it may close
+   * one (a write error), the last one even, which unlists it. */
+  fl.flushing = 1;
+  for (size_t i = 0; i < fl.len; i++) {
+    wsl_conn_t *c = fl.list[i];
+    if (c == NULL)
+      continue;
+    c->flush_slot = 0;
+    wsl__conn_flush(c);
+  }
+  fl.flushing = 0;
+  if (fl.prepare != p) {
+    free_list(); /* the handle was closed with the last connection */
+    return;
+  }
+  fl.len = 0;
+  uv_prepare_stop(p);
+}
+
+int wsl__flush_attach(wsl_conn_t *c) {
+  uv_loop_t *loop = c->tcp.loop;
+  if (fl.prepare == NULL) {
+    fl.prepare = malloc(sizeof *fl.prepare);
+    if (fl.prepare == NULL)
+      return 0;
+    uv_prepare_init(loop, fl.prepare);
+    fl.loop = loop;
+  } else if (fl.loop != loop) {
+    return 0; /* a second loop on this thread: its writes go at once */
+  }
+  fl.conns++;
+  return 1;
+}
+
+void wsl__flush_detach(wsl_conn_t *c) {
+  wsl__flush_unlist(c);
+  if (--fl.conns > 0)
+    return;
+  /* Closed in the same loop turn as the last connection's handles. */
+  uv_close((uv_handle_t *)fl.prepare, on_prepare_closed);
+  fl.prepare = NULL;
+  fl.loop = NULL;
+  if (!fl.flushing)
+    free_list();
+}
+
+int wsl__flush_list(wsl_conn_t *c) {
+  if (c->flush_slot)
+    return 0;
+  if (fl.len == fl.cap) {
+    size_t cap = fl.cap ? fl.cap * 2 : 64;
+    wsl_conn_t **list = realloc(fl.list, cap * sizeof *list);
+    if (list == NULL)
+      return -1;
+    fl.list = list;
+    fl.cap = cap;
+  }
+  if (fl.len == 0)
+    uv_prepare_start(fl.prepare, on_prepare);
+  fl.list[fl.len++] = c;
+  c->flush_slot = (unsigned)fl.len;
+  return 0;
+}
+
+void wsl__flush_unlist(wsl_conn_t *c) {
+  if (c->flush_slot == 0)
+    return;
+  fl.list[c->flush_slot - 1] = NULL;
+  c->flush_slot = 0;
+}
