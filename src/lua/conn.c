@@ -675,8 +675,11 @@ static int core_broadcast(lua_State *L) {
   return 1;
 }
 
-/* Client TLS contexts, one per (CA file, insecure) pair, kept for the
- * process: contexts are costly to make and outbound connections reuse few. */
+/* Client TLS contexts, one per (CA file, insecure) pair, the first 8 kept
+ * for the thread's life: contexts are costly to make and outbound
+ * connections reuse few. Returns a reference the caller owns (the dial
+ * takes its own), so a context beyond the 8 goes with its last
+ * connection. */
 static wsl_tls_ctx_t *client_tls(lua_State *L, const char *ca, int insecure) {
   static _Thread_local struct {
     char ca[256];
@@ -686,7 +689,7 @@ static wsl_tls_ctx_t *client_tls(lua_State *L, const char *ca, int insecure) {
   static _Thread_local int used;
   for (int i = 0; i < used; i++)
     if (cache[i].insecure == insecure && strcmp(cache[i].ca, ca ? ca : "") == 0)
-      return cache[i].ctx;
+      return wsl_tls_ctx_ref(cache[i].ctx);
   char err[512];
   wsl_tls_ctx_t *ctx = wsl_tls_client_ctx_new(ca, insecure, err, sizeof err);
   if (ctx == NULL)
@@ -694,7 +697,7 @@ static wsl_tls_ctx_t *client_tls(lua_State *L, const char *ca, int insecure) {
   if (used < 8) {
     snprintf(cache[used].ca, sizeof cache[used].ca, "%s", ca ? ca : "");
     cache[used].insecure = insecure;
-    cache[used].ctx = ctx;
+    cache[used].ctx = wsl_tls_ctx_ref(ctx);
     used++;
   }
   return ctx;
@@ -721,17 +724,19 @@ static int core_connect(lua_State *L) {
   dial.extra_headers = luaL_optstring(L, -1, NULL);
   dial.handshake_timeout_ms =
       (uint64_t)(wsl_lua_optfield(L, 1, "handshake_timeout", 10) * 1000);
+  lua_getfield(L, 1, "server_name");
+  dial.server_name = lua_tostring(L, -1);
+  wsl_ws_options_t options;
+  read_ws_options(L, 1, &options, WSL_ROLE_CLIENT);
+  /* Last of what may raise an error: the context reference is ours. */
   if (lua_getfield(L, 1, "tls") == LUA_TTABLE) {
     lua_getfield(L, -1, "ca");
     lua_getfield(L, -2, "insecure");
     dial.tls = client_tls(L, lua_tostring(L, -2), lua_toboolean(L, -1));
   }
-  lua_getfield(L, 1, "server_name");
-  dial.server_name = lua_tostring(L, -1);
-  wsl_ws_options_t options;
-  read_ws_options(L, 1, &options, WSL_ROLE_CLIENT);
   wsl_conn_t *c =
       wsl_connect(wsl_vm()->loop, &dial, &options, &wsl_lua_conn_handler, NULL);
+  wsl_tls_ctx_free(dial.tls);
   if (c == NULL)
     return luaL_error(L, "out of memory");
   wsl_lua_conn_attach(L, c, 2);

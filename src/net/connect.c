@@ -124,7 +124,7 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
   d->request_len = req.len;
   d->request = wsl_buf_detach(&req);
   d->protocols = dial->protocols ? strdup(dial->protocols) : NULL;
-  d->tls = dial->tls;
+  d->tls = dial->tls ? wsl_tls_ctx_ref(dial->tls) : NULL;
   if (dial->tls)
     d->server_name = strdup(dial->server_name ? dial->server_name : dial->host);
   if (d->request == NULL || (dial->protocols && d->protocols == NULL) ||
@@ -218,6 +218,7 @@ void wsl__dial_free(wsl_conn_t *c) {
   free(d->protocols);
   free(d->server_name);
   free(d->addr);
+  wsl_tls_ctx_free(d->tls);
   free(d);
   c->dial = NULL;
 }
