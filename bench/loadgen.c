@@ -823,7 +823,7 @@ static void on_readable(conn_t *c) {
       conn_kill(c, 1);
       return;
     }
-    if ((size_t)n < sizeof rbuf)
+    if ((size_t)n < sizeof rbuf && !(c->ssl && lgtls_ended(c->ssl)))
       break;
   }
   if (c->state != ST_DEAD && c->out_len > c->out_off)

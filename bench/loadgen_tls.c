@@ -81,6 +81,10 @@ ssize_t lgtls_read(SSL *ssl, unsigned char *buf, size_t cap) {
   return (ssize_t)got;
 }
 
+int lgtls_ended(SSL *ssl) {
+  return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
 ssize_t lgtls_write(SSL *ssl, const unsigned char *p, size_t n) {
   size_t done;
   if (!SSL_write_ex(ssl, p, n, &done))
@@ -96,5 +100,8 @@ const char *lgtls_describe(SSL *ssl) {
 }
 
 void lgtls_free(SSL *ssl) {
+  if (lgtls_ended(ssl))
+    SSL_shutdown(ssl);
+  ERR_clear_error();
   SSL_free(ssl);
 }

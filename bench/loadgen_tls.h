@@ -33,6 +33,12 @@ int lgtls_handshake(struct ssl_st *ssl);
  * code when nothing was read. */
 ssize_t lgtls_read(struct ssl_st *ssl, unsigned char *buf, size_t cap);
 
+/* Whether the peer's close_notify (or the end of TCP) has been read. A
+ * short lgtls_read may have stopped there with bytes to return, and a peer
+ * that waits for our close_notify before closing TCP would never wake
+ * epoll again: the caller reads once more. */
+int lgtls_ended(struct ssl_st *ssl);
+
 /* Writes up to n bytes (n > 0); returns how many, or a negative LGTLS_
  * code. A retry after WANT_ may pass a moved or longer buffer that starts
  * with the same bytes. */
@@ -42,8 +48,9 @@ ssize_t lgtls_write(struct ssl_st *ssl, const unsigned char *p, size_t n);
  * buffer, valid until the next call). */
 const char *lgtls_describe(struct ssl_st *ssl);
 
-/* Frees the session without close_notify: the socket is closed at once, as
- * the plain transport does. */
+/* Frees the session. Our close_notify is sent only in answer to the
+ * peer's (servers on asyncio wait for it before closing TCP); otherwise the
+ * socket is closed at once, as the plain transport does. */
 void lgtls_free(struct ssl_st *ssl);
 
 #endif
