@@ -21,6 +21,8 @@
 
 #include <zlib.h>
 
+#include "loadgen_tls.h"
+
 /*
  * Modes:
  *   echo       each connection keeps `inflight` messages outstanding: every
@@ -39,11 +41,13 @@
  * are sent, come back byte for byte and are read as masked frames, so the
  * client does the same work per message as against a WebSocket server (in
  * handshake mode: connect, one echo, our own close frame back, close).
+ * --tls puts TLS under either (bench/loadgen_tls.c): each connection makes a
+ * full handshake after connect, and every read and write goes through it.
  * One line of key=value results goes to stdout at the end.
  */
 
 enum { MODE_ECHO, MODE_IDLE, MODE_HANDSHAKE, MODE_FANOUT };
-enum { ST_CONNECTING, ST_UPGRADING, ST_OPEN, ST_CLOSING, ST_DEAD };
+enum { ST_CONNECTING, ST_TLS, ST_UPGRADING, ST_OPEN, ST_CLOSING, ST_DEAD };
 
 #define RBUF_SIZE (256 * 1024)
 #define MAX_INFLIGHT 1024
@@ -68,6 +72,7 @@ typedef struct {
   int json;
   const char *pubpath;
   int window;
+  int tls;
 } options_t;
 
 typedef struct {
@@ -75,6 +80,10 @@ typedef struct {
   int idx;
   int state;
   int src;
+  /* --tls: the session, and whether a read must wait for writability (a
+   * TLS read may have to send, e.g. a key update's answer). */
+  struct ssl_st *ssl;
+  int read_wants_write;
   /* Output waiting for the socket. */
   unsigned char *out;
   size_t out_len, out_cap, out_off;
@@ -120,8 +129,19 @@ typedef struct {
   uint64_t n;
 } hist_t;
 
-static options_t opt = {"127.0.0.1", 9001, "/", 100, 32, 0,      1, 5.0, 1.0, 0,
-                        MODE_ECHO,   0,    1,   -1,  0,  "/pub", 16};
+static options_t opt = {.host = "127.0.0.1",
+                        .port = 9001,
+                        .path = "/",
+                        .conns = 100,
+                        .size = 32,
+                        .inflight = 1,
+                        .duration = 5.0,
+                        .warmup = 1.0,
+                        .mode = MODE_ECHO,
+                        .sources = 1,
+                        .cpu = -1,
+                        .pubpath = "/pub",
+                        .window = 16};
 static conn_t *conns;
 static int epfd;
 static unsigned char rbuf[RBUF_SIZE];
@@ -146,6 +166,8 @@ static conn_t *publisher;
 static uint64_t fo_sent, fo_done, fo_received;
 static int *fo_missing;
 static int fo_sending = 1;
+/* --tls: the protocol and cipher the first handshake chose. */
+static char tls_chosen[96];
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -292,6 +314,7 @@ static void send_message(conn_t *c, uint64_t t) {
 }
 
 static void set_events(conn_t *c, int want_out) {
+  want_out |= c->read_wants_write;
   struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0),
                            .data.ptr = c};
   if (want_out == c->want_out)
@@ -303,17 +326,42 @@ static void set_events(conn_t *c, int want_out) {
 
 static void conn_kill(conn_t *c, int is_error);
 
+/* The transport, plain or TLS: a count of bytes (0: end of stream, reads
+ * only), or a negative LGTLS_ code, which the plain one uses too. */
+static ssize_t conn_read(conn_t *c, unsigned char *p, size_t n) {
+  if (c->ssl)
+    return lgtls_read(c->ssl, p, n);
+  for (;;) {
+    ssize_t r = read(c->fd, p, n);
+    if (r >= 0)
+      return r;
+    if (errno != EINTR)
+      return errno == EAGAIN ? LGTLS_WANT_READ : LGTLS_ERROR;
+  }
+}
+
+static ssize_t conn_write(conn_t *c, const unsigned char *p, size_t n) {
+  if (c->ssl)
+    return lgtls_write(c->ssl, p, n);
+  for (;;) {
+    ssize_t r = write(c->fd, p, n);
+    if (r >= 0)
+      return r;
+    if (errno != EINTR)
+      return errno == EAGAIN ? LGTLS_WANT_WRITE : LGTLS_ERROR;
+  }
+}
+
 /* Writes what is queued; returns -1 if the connection died. */
 static int flush_out(conn_t *c) {
   while (c->out_off < c->out_len) {
-    ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+    ssize_t n = conn_write(c, c->out + c->out_off, c->out_len - c->out_off);
+    if (n == LGTLS_WANT_READ || n == LGTLS_WANT_WRITE) {
+      /* A TLS write may wait for a read; on_readable flushes again. */
+      set_events(c, n == LGTLS_WANT_WRITE);
+      return 0;
+    }
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN) {
-        set_events(c, 1);
-        return 0;
-      }
       conn_kill(c, 1);
       return -1;
     }
@@ -342,6 +390,7 @@ static void conn_free_state(conn_t *c) {
   c->want_out = -1;
   c->echoed = 0;
   c->got_close = 0;
+  c->read_wants_write = 0;
 }
 
 static void conn_kill(conn_t *c, int is_error) {
@@ -349,10 +398,15 @@ static void conn_kill(conn_t *c, int is_error) {
     return;
   if (is_error && !stop_flag)
     errors++;
-  if (c->state == ST_CONNECTING || c->state == ST_UPGRADING)
+  if (c->state == ST_CONNECTING || c->state == ST_TLS ||
+      c->state == ST_UPGRADING)
     pending_connects--;
   if (c->state == ST_OPEN || c->state == ST_CLOSING)
     open_conns--;
+  if (c->ssl) {
+    lgtls_free(c->ssl);
+    c->ssl = NULL;
+  }
   close(c->fd);
   c->fd = -1;
   c->state = ST_DEAD;
@@ -708,22 +762,36 @@ static int on_frames(conn_t *c, const unsigned char *p, size_t n, uint64_t t) {
   return 0;
 }
 
+static void tls_step(conn_t *c);
+
 static void on_readable(conn_t *c) {
+  if (c->state == ST_TLS) {
+    tls_step(c);
+    return;
+  }
+  if (c->read_wants_write) {
+    c->read_wants_write = 0;
+    set_events(c, c->out_len > c->out_off);
+  }
   for (int rounds = 0; rounds < 8 && c->state != ST_DEAD; rounds++) {
-    ssize_t n = read(c->fd, rbuf, sizeof rbuf);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno != EAGAIN)
-        conn_kill(c, 1);
+    ssize_t n = conn_read(c, rbuf, sizeof rbuf);
+    if (n == LGTLS_WANT_WRITE) {
+      c->read_wants_write = 1;
+      set_events(c, 1);
       break;
     }
-    if (n == 0) {
+    if (n == LGTLS_WANT_READ)
+      break;
+    if (n == 0 || n == LGTLS_EOF) {
       if (c->got_close)
         session_done(c, now_ns());
       else
         conn_kill(c, 1);
       return;
+    }
+    if (n < 0) {
+      conn_kill(c, 1);
+      break;
     }
     uint64_t t = now_ns();
     const unsigned char *p = rbuf;
@@ -755,11 +823,35 @@ static void on_readable(conn_t *c) {
       conn_kill(c, 1);
       return;
     }
-    if ((size_t)n < sizeof rbuf)
+    if ((size_t)n < sizeof rbuf && !(c->ssl && lgtls_ended(c->ssl)))
       break;
   }
   if (c->state != ST_DEAD && c->out_len > c->out_off)
     flush_out(c);
+}
+
+/* The byte stream is ready: TCP connected, with --tls the handshake done. */
+static void on_transport_ready(conn_t *c) {
+  if (opt.raw)
+    conn_open(c);
+  else
+    send_upgrade(c);
+}
+
+/* --tls: one step of the handshake, whichever way the socket became ready. */
+static void tls_step(conn_t *c) {
+  int r = lgtls_handshake(c->ssl);
+  if (r == LGTLS_WANT_READ || r == LGTLS_WANT_WRITE) {
+    set_events(c, r == LGTLS_WANT_WRITE);
+    return;
+  }
+  if (r < 0) {
+    conn_kill(c, 1);
+    return;
+  }
+  if (!tls_chosen[0])
+    snprintf(tls_chosen, sizeof tls_chosen, "%s", lgtls_describe(c->ssl));
+  on_transport_ready(c);
 }
 
 static void on_writable(conn_t *c) {
@@ -771,11 +863,27 @@ static void on_writable(conn_t *c) {
       conn_kill(c, 1);
       return;
     }
-    if (opt.raw)
-      conn_open(c);
-    else
-      send_upgrade(c);
+    if (!opt.tls) {
+      on_transport_ready(c);
+      return;
+    }
+    c->ssl = lgtls_new(c->fd);
+    if (!c->ssl) {
+      conn_kill(c, 1);
+      return;
+    }
+    c->state = ST_TLS;
+    tls_step(c);
     return;
+  }
+  if (c->state == ST_TLS) {
+    tls_step(c);
+    return;
+  }
+  if (c->read_wants_write) {
+    on_readable(c);
+    if (c->state == ST_DEAD)
+      return;
   }
   flush_out(c);
 }
@@ -907,6 +1015,7 @@ static void usage(void) {
           "  --pubpath /p  the publisher's path (default /pub)\n"
           "  --window W  fanout: messages not yet received by all (16)\n"
           "  --raw       no upgrade: frames to a plain TCP echo\n"
+          "  --tls       TLS over every connection (nothing verified)\n"
           "  --sources K spread connections over 127.0.0.1..K\n"
           "  --cpu N     report /proc/stat busy time of cpu N (-1: all)\n");
   exit(2);
@@ -914,11 +1023,14 @@ static void usage(void) {
 
 static void parse_args(int argc, char **argv) {
   static const struct option lo[] = {
-      {"host", 1, 0, 'H'},    {"port", 1, 0, 'p'},    {"path", 1, 0, 'P'},
-      {"deflate", 0, 0, 'z'}, {"idle", 0, 0, 'i'},    {"handshake", 0, 0, 'k'},
-      {"raw", 0, 0, 'r'},     {"sources", 1, 0, 'S'}, {"cpu", 1, 0, 'C'},
-      {"json", 0, 0, 'j'},    {"help", 0, 0, 'h'},    {"fanout", 0, 0, 'F'},
-      {"pubpath", 1, 0, 'U'}, {"window", 1, 0, 'W'},  {0, 0, 0, 0}};
+      {"host", 1, 0, 'H'},    {"port", 1, 0, 'p'},
+      {"path", 1, 0, 'P'},    {"deflate", 0, 0, 'z'},
+      {"idle", 0, 0, 'i'},    {"handshake", 0, 0, 'k'},
+      {"raw", 0, 0, 'r'},     {"sources", 1, 0, 'S'},
+      {"cpu", 1, 0, 'C'},     {"json", 0, 0, 'j'},
+      {"help", 0, 0, 'h'},    {"fanout", 0, 0, 'F'},
+      {"pubpath", 1, 0, 'U'}, {"window", 1, 0, 'W'},
+      {"tls", 0, 0, 'T'},     {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "c:s:bf:d:w:h", lo, NULL)) != -1) {
     switch (ch) {
@@ -979,6 +1091,9 @@ static void parse_args(int argc, char **argv) {
     case 'W':
       opt.window = atoi(optarg);
       break;
+    case 'T':
+      opt.tls = 1;
+      break;
     default:
       usage();
     }
@@ -1013,6 +1128,8 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   make_payloads();
+  if (opt.tls && lgtls_init() < 0)
+    die("TLS setup");
   epfd = epoll_create1(EPOLL_CLOEXEC);
   /* Fanout mode: one more connection, the publisher, opened last. */
   int nconns = opt.conns + (opt.mode == MODE_FANOUT);
@@ -1141,15 +1258,16 @@ int main(int argc, char **argv) {
   double secs =
       t_stop > t_measure && t_measure ? (double)(t_stop - t_measure) / 1e9 : 0;
   uint64_t count = opt.mode == MODE_HANDSHAKE ? sessions : msgs;
-  printf("mode=%s%s conns=%d open=%d size=%zu inflight=%d secs=%.3f "
+  printf("mode=%s%s%s conns=%d open=%d size=%zu inflight=%d secs=%.3f "
          "msgs=%" PRIu64 " msg_per_s=%.0f mb_per_s=%.2f p50_us=%.1f "
          "p99_us=%.1f p999_us=%.1f errors=%" PRIu64,
          opt.mode == MODE_ECHO     ? "echo"
          : opt.mode == MODE_IDLE   ? "idle"
          : opt.mode == MODE_FANOUT ? "fanout"
                                    : "handshake",
-         opt.raw ? "-raw" : "", opt.conns, open_conns, opt.size, opt.inflight,
-         secs, count, secs > 0 ? (double)count / secs : 0,
+         opt.raw ? "-raw" : "", opt.tls ? "-tls" : "", opt.conns, open_conns,
+         opt.size, opt.inflight, secs, count,
+         secs > 0 ? (double)count / secs : 0,
          secs > 0 ? (double)bytes_in / secs / 1e6 : 0,
          hist_quantile(&hist, 0.5) / 1e3, hist_quantile(&hist, 0.99) / 1e3,
          hist_quantile(&hist, 0.999) / 1e3, errors);
@@ -1170,6 +1288,8 @@ int main(int argc, char **argv) {
            opt.window, fo_sent, expected, fo_received,
            expected > fo_received ? expected - fo_received : 0);
   }
+  if (opt.tls)
+    printf(" tls=%s", tls_chosen[0] ? tls_chosen : "none");
   if (opt.mode == MODE_IDLE)
     printf(" ready_secs=%.3f", t_ready ? (double)(t_ready - t0) / 1e9 : 0);
   printf("\n");

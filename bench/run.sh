@@ -23,7 +23,7 @@ WARM=${BENCH_WARMUP:-1}
 REPS=${BENCH_REPS:-3}
 PORT0=${BENCH_PORT:-19100}
 SERVERS=(${BENCH_ONLY:-tcp wslua lws node python})
-SCENARIOS=(${BENCH_SCENARIOS:-echo32_f1 echo32_f16 bin64k deflate_json handshake idle10k})
+SCENARIOS=(${BENCH_SCENARIOS:-echo32_f1 echo32_f16 bin64k deflate_json handshake idle10k tls_echo})
 SERVER_CPU=0
 LOAD_CPU=1
 SCHED=${BENCH_SCHED:-$([ "$(id -u)" -eq 0 ] && echo fifo || echo none)}
@@ -68,15 +68,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_server NAME PORT: starts it pinned to the server core; sets SPID.
+# TLS scenarios: every server gets the same self-signed P-256 certificate.
+CERT=$TMP/cert.pem KEY=$TMP/key.pem
+case " ${SCENARIOS[*]} " in
+  *" tls_"*) examples/wss/make-cert.sh "$TMP" >/dev/null ;;
+esac
+
+# start_server NAME PORT [tls]: starts it pinned to the server core; sets
+# SPID. With tls, the server serves TLS (the raw floor: bench/peers/tls_echo).
 start_server() {
-  local cmd
+  local cmd tls=()
+  [ -z "${3:-}" ] || tls=("$CERT" "$KEY")
   case $1 in
-    tcp) cmd=("$BUILD/bench/tcp_echo" "$2") ;;
-    wslua) cmd=("$BUILD/wslua" examples/echo/app.lua --listen "127.0.0.1:$2" --log-level warn) ;;
-    lws) cmd=("$BUILD/bench/lws_echo" "$2") ;;
-    node) cmd=(node bench/peers/node_ws_echo.js "$2") ;;
-    python) cmd=(/usr/bin/python3 bench/peers/py_websockets_echo.py "$2") ;;
+    tcp) cmd=("$BUILD/bench/tcp_echo" "$2")
+         [ -z "${3:-}" ] || cmd=("$BUILD/bench/tls_echo" "$2" "${tls[@]}") ;;
+    wslua) cmd=("$BUILD/wslua" examples/echo/app.lua --listen "127.0.0.1:$2" --log-level warn)
+           [ -z "${3:-}" ] || cmd+=(--tls-cert "$CERT" --tls-key "$KEY") ;;
+    lws) cmd=("$BUILD/bench/lws_echo" "$2" "${tls[@]}") ;;
+    node) cmd=(node bench/peers/node_ws_echo.js "$2" "${tls[@]}") ;;
+    python) cmd=(/usr/bin/python3 bench/peers/py_websockets_echo.py "$2" "${tls[@]}") ;;
   esac
   taskset -c $SERVER_CPU "${cmd[@]}" >>"$TMP/$1.log" 2>&1 &
   SPID=$!
@@ -109,11 +119,14 @@ declare -A ARGS=(
   [bin64k]="-c 10 -s 65536 -b -f 1"
   [deflate_json]="-c 100 -s 512 --json --deflate -f 1"
   [handshake]="--handshake -c 50 --sources 64"
+  [tls_echo]="-c 100 -s 32 -f 16 --tls"
 )
 declare -A METRIC=([echo32_f1]=msg_per_s [echo32_f16]=msg_per_s [bin64k]=mb_per_s
-                   [deflate_json]=msg_per_s [handshake]=msg_per_s [idle10k]=rss_per_conn)
+                   [deflate_json]=msg_per_s [handshake]=msg_per_s [idle10k]=rss_per_conn
+                   [tls_echo]=msg_per_s)
 declare -A UNIT=([echo32_f1]="msg/s" [echo32_f16]="msg/s" [bin64k]="MB/s"
-                 [deflate_json]="msg/s" [handshake]="sessions/s" [idle10k]="B RSS/conn")
+                 [deflate_json]="msg/s" [handshake]="sessions/s" [idle10k]="B RSS/conn"
+                 [tls_echo]="msg/s")
 declare -A TITLE=(
   [echo32_f1]="echo 32 B, 100 conns, 1 in flight"
   [echo32_f16]="echo 32 B, 100 conns, 16 in flight"
@@ -121,6 +134,7 @@ declare -A TITLE=(
   [deflate_json]="JSON ~512 B, deflate, 100 conns"
   [handshake]="handshakes: 50 loops of connect, upgrade, echo, close"
   [idle10k]="10,000 idle connections"
+  [tls_echo]="TLS echo 32 B, 100 conns, 16 in flight (raw: a TLS echo)"
 )
 declare -A TARGET=(
   [echo32_f1]="≥0.9x TCP"
@@ -129,6 +143,7 @@ declare -A TARGET=(
   [deflate_json]="≥5x Node"
   [handshake]="≥0.8x lws, ≥2.5x Node"
   [idle10k]="≤1 KiB/conn"
+  [tls_echo]="—"
 )
 
 # Handshakes leave TIME_WAIT sockets for 60 s: the server closes first, and
@@ -136,12 +151,19 @@ declare -A TARGET=(
 
 # Whether a server takes part in a scenario: the raw TCP echo has no upgrade
 # and no deflate, so it is the floor only where the bytes are the same.
+# Over TLS the floor is the raw TLS echo (bench/peers/tls_echo).
 applies() {
   case $1:$2 in
     deflate_json:tcp | handshake:tcp) return 1 ;;
+    tls_*:tcp) [ -x "$BUILD/bench/tls_echo" ] ;;
   esac
-  return 0
 }
+
+# TLS echo: 16 messages in flight, as in echo32_f16, so that the figure is
+# the server's cost per message (parsing, the handler, framing, and how many
+# TLS records and writes it makes of a burst) rather than round trips: with
+# 1 in flight every message is a record each way and the client's own TLS
+# work weighs as much as the server's.
 
 declare -A VALS P50 P99 CORE ERRS
 port=$PORT0
@@ -153,8 +175,10 @@ run_load() { # scenario server
   args=${ARGS[$sc]}
   [ "$s" = tcp ] && raw=(--raw)
   [ "$s" = wslua ] && [ "$sc" = deflate_json ] && path=/deflate
+  local tls=
+  [ "${sc#tls_}" = "$sc" ] || tls=tls
   LINE="error=start"
-  start_server "$s" "$p" || return 0
+  start_server "$s" "$p" $tls || return 0
   # shellcheck disable=SC2086
   "${PIN_LOAD[@]}" timeout $((${SECS%.*} + ${WARM%.*} + 60)) "$LOADGEN" --port "$p" \
     --path "$path" "${raw[@]}" $args -d "$SECS" -w "$WARM" --cpu $SERVER_CPU \
@@ -261,7 +285,6 @@ ver() { "$@" 2>/dev/null | head -1 || echo "?"; }
     unset M
   done
   echo "| publish to 1,000 / 10,000 subscribers | deliveries/s | see bench/fanout.sh and results/<date>-fanout.md | | | | | | | | | ≥6x Node, ≤1.5 µs/delivery |"
-  echo "| TLS echo | msg/s | TODO: scenario not written yet | | | | | | | | | |"
   echo
   echo "Latency (median of runs' p50 / p99, µs) and server-core µs per message"
   echo "(from /proc/stat of core $SERVER_CPU, kernel work included); errors summed over runs:"
@@ -280,6 +303,15 @@ ver() { "$@" 2>/dev/null | head -1 || echo "?"; }
   echo "byte (no upgrade), so the client does the same work per message; with two"
   echo "cores the client can be the limit of that floor (see README). Its idle RSS"
   echo "is user space only (kernel socket buffers are not in RSS for any server)."
+  case " ${SCENARIOS[*]} " in
+    *" tls_"*)
+      echo
+      echo "TLS echo: every server has the same self-signed P-256 (ECDSA) certificate"
+      echo "(examples/wss/make-cert.sh); the client, bench/loadgen --tls (OpenSSL"
+      echo "$(openssl version 2>/dev/null | cut -d' ' -f2 || echo '?'), nothing verified), offers OpenSSL's defaults; the protocol and"
+      echo "cipher each server chose are the runs' tls= field below. The raw column"
+      echo "is bench/peers/tls_echo: the same frames through a TLS echo." ;;
+  esac
   echo
   echo "<details><summary>Every run (loadgen output)</summary>"
   echo

@@ -1,6 +1,7 @@
 /* lws_echo: an echo server with libwebsockets, as its examples write one.
  * Each received fragment goes back as a fragment of the same message: one
- * lws_write per writeable callback, as lws requires. */
+ * lws_write per writeable callback, as lws requires. With a certificate
+ * and key, TLS (wss://) through lws's own OpenSSL binding. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +105,9 @@ static void on_signal(int sig) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: lws_echo PORT   (listens on 127.0.0.1)\n");
+  if (argc != 2 && argc != 4) {
+    fprintf(stderr,
+            "usage: lws_echo PORT [CERT KEY]   (listens on 127.0.0.1)\n");
     return 2;
   }
   struct lws_context_creation_info info;
@@ -116,6 +118,11 @@ int main(int argc, char **argv) {
   info.extensions = extensions;
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
   info.pt_serv_buf_size = 65536 + LWS_PRE;
+  if (argc == 4) {
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = argv[2];
+    info.ssl_private_key_filepath = argv[3];
+  }
   lws_set_log_level(LLL_ERR, NULL);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
