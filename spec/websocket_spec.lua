@@ -142,6 +142,59 @@ describe("a websocket endpoint", function()
     end)
   end)
 
+  it("closes with 1011 when on_open raises, and goes on serving after on_close raises", function()
+    local handler, closed = {}, 0
+    function handler:on_open(client)
+      if client.path == "/ws" and not self.opened_once then
+        self.opened_once = true
+        error("on_open exploded")
+      end
+    end
+    function handler:on_data(client, msg)
+      client:send(msg:read())
+    end
+    function handler:on_close()
+      closed = closed + 1
+      error("on_close exploded")
+    end
+    local server = h.serve(echo_host(handler))
+    h.run(function()
+      local bad = assert(wslua.connect(server:url("/ws")))
+      assert.same({ nil, "closed" }, { bad:receive() })
+      assert.equal(1011, bad.close_code)
+      assert.truthy(h.wait_for(function() return closed == 1 end))
+      for i = 1, 3 do
+        local good = assert(wslua.connect(server:url("/ws")))
+        good:send("round " .. i)
+        assert.equal("round " .. i, good:receive())
+        good:close()
+        assert.truthy(h.wait_for(function() return closed == i + 1 end))
+      end
+      h.stop(server)
+    end)
+  end)
+
+  it("closes a one-function endpoint's client with 1000 when the function returns, 1011 when it raises", function()
+    local host = wslua.host { wslua.router()
+      :get("/done", wslua.websocket(function(client)
+        client:send("bye")
+      end))
+      :get("/raise", wslua.websocket(function()
+        error("session exploded")
+      end)) }
+    local server = h.serve(host)
+    h.run(function()
+      local a = assert(wslua.connect(server:url("/done")))
+      assert.equal("bye", a:receive())
+      assert.same({ nil, "closed" }, { a:receive() })
+      assert.equal(1000, a.close_code)
+      local b = assert(wslua.connect(server:url("/raise")))
+      assert.same({ nil, "closed" }, { b:receive() })
+      assert.equal(1011, b.close_code)
+      h.stop(server)
+    end)
+  end)
+
   it("streams a fragmented message with msg:chunks()", function()
     local handler = {}
     function handler:on_data(client, msg)

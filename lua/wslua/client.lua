@@ -14,7 +14,6 @@ function Client.new(conn, endpoint, buffer_limit)
     buffer_limit = buffer_limit,
     conn = conn,
     id = conn:id(),
-    remote_addr = conn:remote_addr(),
     endpoint = endpoint,
     data = {},          -- session state, the script's
     -- Made when first needed (most clients never use them):

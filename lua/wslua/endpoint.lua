@@ -332,9 +332,14 @@ function Member:_drained()
   end
 end
 
--- A handler of this client failed: 1011, and the route's error count.
+-- A handler of this client failed (the scheduler calls this): 1011, and
+-- the route's error count; after the close (on_close failed), the log.
 function Member:_failed(trace)
   observe.failed(self._label)
+  if self.closed then
+    log.error("on_close failed: %s", trace)
+    return
+  end
   log.error("%s: handler failed, closing with 1011: %s", tostring(self), trace)
   self:close(1011, "internal error")
 end
@@ -345,11 +350,16 @@ function Member:_closed(code, reason, err)
   endpoint.clients_by_id[self.id] = nil
   endpoint.count = endpoint.count - 1
   observe.ws_close(self, code, reason, err)
-  local label = self._label
-  scheduler.spawn(endpoint._call, function(trace)
-    observe.failed(label)
-    log.error("on_close failed: %s", trace)
-  end, endpoint, "on_close", self, code, reason)
+  local h = endpoint.handler
+  if type(h) == "table" and h.on_close then
+    call(self.budget, self, h.on_close, h, self, code, reason)
+  end
+end
+
+-- A one-function endpoint's session: the function, then a 1000 close.
+local function session(handler, client, req)
+  handler(client, req)
+  client:close(1000)
 end
 
 function Endpoint:_open(req, protocol, data, extensions)
@@ -366,13 +376,13 @@ function Endpoint:_open(req, protocol, data, extensions)
   self.clients_by_id[client.id] = client
   self.count = self.count + 1
   observe.ws_open(client, req)
-  if type(self.handler) == "function" then
-    scheduler.spawn(function()
-      self.handler(client, req)
-      client:close(1000)
-    end, client)
-  else
-    scheduler.spawn(self._call, client, self, "on_open", client, data)
+  -- Pooled coroutines, like every message's; a failure goes to
+  -- client:_failed.
+  local h = self.handler
+  if type(h) == "function" then
+    call(client.budget, client, session, h, client, req)
+  elseif h.on_open then
+    call(client.budget, client, h.on_open, h, client, data)
   end
 end
 

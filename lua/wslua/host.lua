@@ -171,6 +171,14 @@ function Host:_describe()
   return out
 end
 
+-- Runs a request's handlers, then makes sure it gets an answer.
+local function serve(host, req, res)
+  host:_serve(req, res)
+  if not res.finished then
+    res:finish()
+  end
+end
+
 -- A listener's request handler: picks the host, runs the handlers in a
 -- coroutine of their own, and makes sure the request gets an answer.
 local function dispatcher(hosts)
@@ -191,22 +199,8 @@ local function dispatcher(hosts)
     if host.trusted then
       req.remote_addr = proxies.client_addr(host.trusted, req.peer_addr, req.headers)
     end
-    scheduler.spawn(function()
-      host:_serve(req, res)
-      if not res.finished then
-        res:finish()
-      end
-    end, function(trace)
-      observe.failed(observe.label(req))
-      log.error("%s %s %s: handler failed: %s", req.remote_addr, req.method, req.path,
-        trace)
-      if not res.head_sent and not res.finished then
-        res:fail(500, "internal server error")
-      elseif not res.finished then
-        conn:abort()
-        observe.http_done(req, res, true)
-      end
-    end)
+    -- In a pooled coroutine; a failure goes to res:_failed.
+    scheduler.call(core.budget(), res, serve, host, req, res)
   end
 end
 

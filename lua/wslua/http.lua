@@ -5,6 +5,7 @@
 --   res.status, res:header(k, v), res:send(body), res:write(chunk),
 --   res:finish()
 local core = require "wslua.core"
+local log = require "wslua.log"
 local observe = require "wslua.observe"
 
 local http = {}
@@ -200,6 +201,20 @@ end
 
 function Response:_closed()
   self.closed = true
+end
+
+-- The request's handler failed (the scheduler calls this): a 500 if
+-- nothing was sent yet, else the connection is cut.
+function Response:_failed(trace)
+  local req = self.req
+  observe.failed(observe.label(req))
+  log.error("%s %s %s: handler failed: %s", req.remote_addr, req.method, req.path, trace)
+  if not self.head_sent and not self.finished then
+    self:fail(500, "internal server error")
+  elseif not self.finished then
+    self.conn:abort()
+    observe.http_done(req, self, true)
+  end
 end
 
 http.Request, http.Response = Request, Response

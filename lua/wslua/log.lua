@@ -28,6 +28,10 @@ end
 log.set_level = core.set_log_level
 log.level = core.log_level
 
+-- log.enabled(level): whether lines of this level are written now (the
+-- access lines check it before they gather their fields).
+log.enabled = core.log_enabled
+
 return setmetatable(log, {
   __call = function(_, ...)
     log.info(...)

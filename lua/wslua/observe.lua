@@ -93,7 +93,7 @@ function observe.http_done(req, res, aborted)
     local r = route_stats(observe.label(req))
     r.refused[status] = (r.refused[status] or 0) + 1
   end
-  if not access_log_on(req) then
+  if not access_log_on(req) or not log.enabled("info") then
     return
   end
   local _, out = req.conn:stats()
@@ -129,7 +129,7 @@ function observe.ws_open(client, req)
     client._quiet = true
   end
   observe.live[client] = true
-  if not client.endpoint.internal then
+  if next(listeners) ~= nil and not client.endpoint.internal then
     emit { type = "open", id = client.id, route = label, path = req.path,
       remote = client.remote_addr }
   end
@@ -173,9 +173,14 @@ function observe.ws_close(client, code, reason, err)
   r.bytes_out = r.bytes_out + bytes_out
   r.dropped = r.dropped + client.conn:dropped()
   r.closes[code] = (r.closes[code] or 0) + 1
+  local logged = not client._quiet and log.enabled("info")
+  local told = next(listeners) ~= nil and not client.endpoint.internal
+  if not (logged or told) then
+    return
+  end
   local by = observe.closed_by(code, err, first)
   local ms = ms_since(client._started)
-  if not client._quiet then
+  if logged then
     log.fields("info", "access", "kind", "websocket",
       "remote", client.remote_addr,
       "peer", client.peer_addr ~= client.remote_addr and client.peer_addr or nil,
@@ -185,7 +190,7 @@ function observe.ws_close(client, code, reason, err)
       "code", code, "closed_by", by,
       "reason", reason ~= "" and reason or nil, "error", err)
   end
-  if not client.endpoint.internal then
+  if told then
     emit { type = "close", id = client.id, route = client._label, path = client.path,
       remote = client.remote_addr, code = code, reason = reason, closed_by = by,
       error = err, duration_ms = ms, messages_in = msgs_in,

@@ -126,6 +126,8 @@ static int core_log(lua_State *L) {
   static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
   int level = luaL_checkoption(L, 1, NULL, levels);
   const char *msg = luaL_checkstring(L, 2);
+  if (level > (int)wsl_log_get_level())
+    return 0; /* not written: no need to look at the fields */
   int top = lua_gettop(L);
   if (top <= 2) {
     wsl_log((wsl_log_level_t)level, "%s", msg);
@@ -172,6 +174,14 @@ static int core_set_log_level(lua_State *L) {
     return luaL_argerror(L, 1, "expected error, warn, info or debug");
   wsl_log_set_level((wsl_log_level_t)level);
   return 0;
+}
+
+/* core.log_enabled(level) -> whether lines of that level are written. */
+static int core_log_enabled(lua_State *L) {
+  static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+  int level = luaL_checkoption(L, 1, NULL, levels);
+  lua_pushboolean(L, level <= (int)wsl_log_get_level());
+  return 1;
 }
 
 static int core_log_level(lua_State *L) {
@@ -250,6 +260,7 @@ static const luaL_Reg runtime_funcs[] = {
     {"log", core_log},
     {"set_log_level", core_set_log_level},
     {"log_level", core_log_level},
+    {"log_enabled", core_log_enabled},
     {"signal", core_signal},
     {NULL, NULL},
 };
