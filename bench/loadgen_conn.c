@@ -36,13 +36,7 @@ void lg_out_reserve(lg_conn_t *c, size_t more) {
     if (c->out_len + more <= c->out_cap)
       return;
   }
-  size_t cap = c->out_cap ? c->out_cap : 4096;
-  while (cap < c->out_len + more)
-    cap *= 2;
-  c->out = realloc(c->out, cap);
-  if (!c->out)
-    lg_die("out of memory");
-  c->out_cap = cap;
+  lg_grow(&c->out, &c->out_cap, c->out_len + more, 4096);
 }
 
 void lg_out_append(lg_conn_t *c, const void *p, size_t n) {
@@ -67,25 +61,19 @@ static void set_events(lg_conn_t *c, int want_out) {
 static ssize_t conn_read(lg_conn_t *c, unsigned char *p, size_t n) {
   if (c->ssl)
     return lgtls_read(c->ssl, p, n);
-  for (;;) {
-    ssize_t r = read(c->fd, p, n);
-    if (r >= 0)
-      return r;
-    if (errno != EINTR)
-      return errno == EAGAIN ? LGTLS_WANT_READ : LGTLS_ERROR;
-  }
+  ssize_t r;
+  while ((r = read(c->fd, p, n)) < 0 && errno == EINTR)
+    ;
+  return r >= 0 ? r : errno == EAGAIN ? LGTLS_WANT_READ : LGTLS_ERROR;
 }
 
 static ssize_t conn_write(lg_conn_t *c, const unsigned char *p, size_t n) {
   if (c->ssl)
     return lgtls_write(c->ssl, p, n);
-  for (;;) {
-    ssize_t r = write(c->fd, p, n);
-    if (r >= 0)
-      return r;
-    if (errno != EINTR)
-      return errno == EAGAIN ? LGTLS_WANT_WRITE : LGTLS_ERROR;
-  }
+  ssize_t r;
+  while ((r = write(c->fd, p, n)) < 0 && errno == EINTR)
+    ;
+  return r >= 0 ? r : errno == EAGAIN ? LGTLS_WANT_WRITE : LGTLS_ERROR;
 }
 
 /* Writes what is queued; returns -1 if the connection died. */
@@ -114,19 +102,14 @@ static void conn_free_state(lg_conn_t *c) {
     free(c->inf);
     c->inf = NULL;
   }
-  c->pmd = 0;
-  c->hlen = 0;
-  c->fh_len = 0;
-  c->fh_need = 2;
+  /* What the next connection on c must not inherit: the parser's and the
+   * queue's positions, the negotiation and the session's progress. */
+  c->hlen = c->clen = c->out_off = c->out_len = 0;
+  c->fh_len = c->msg_op = c->head = c->count = 0;
+  c->pmd = c->echoed = c->got_close = c->read_wants_write = 0;
   c->f_left = 0;
-  c->msg_op = 0;
-  c->clen = 0;
-  c->head = c->count = 0;
-  c->out_off = c->out_len = 0;
+  c->fh_need = 2;
   c->want_out = -1;
-  c->echoed = 0;
-  c->got_close = 0;
-  c->read_wants_write = 0;
 }
 
 void lg_conn_kill(lg_conn_t *c, int is_error) {

@@ -78,15 +78,8 @@ void lg_send_message(lg_conn_t *c, uint64_t t) {
 }
 
 static void cbuf_append(lg_conn_t *c, const unsigned char *p, size_t n) {
-  if (c->clen + n > c->ccap) {
-    size_t cap = c->ccap ? c->ccap : 1024;
-    while (cap < c->clen + n)
-      cap *= 2;
-    c->cbuf = realloc(c->cbuf, cap);
-    if (!c->cbuf)
-      lg_die("out of memory");
-    c->ccap = cap;
-  }
+  if (c->clen + n > c->ccap)
+    lg_grow(&c->cbuf, &c->ccap, c->clen + n, 1024);
   memcpy(c->cbuf + c->clen, p, n);
   c->clen += n;
 }
@@ -109,12 +102,8 @@ static int inflate_message(lg_conn_t *c) {
   z->avail_in = (uInt)c->clen;
   size_t got = 0;
   for (;;) {
-    if (got == inflate_cap) {
-      inflate_cap = inflate_cap ? inflate_cap * 2 : 65536;
-      inflate_buf = realloc(inflate_buf, inflate_cap);
-      if (!inflate_buf)
-        lg_die("out of memory");
-    }
+    if (got == inflate_cap)
+      lg_grow(&inflate_buf, &inflate_cap, got + 1, 65536);
     z->next_out = inflate_buf + got;
     z->avail_out = (uInt)(inflate_cap - got);
     int r = inflate(z, Z_SYNC_FLUSH);

@@ -38,6 +38,16 @@ void lg_die(const char *msg) {
   exit(2);
 }
 
+void lg_grow(unsigned char **p, size_t *cap, size_t need, size_t first) {
+  size_t n = *cap ? *cap : first;
+  while (n < need)
+    n *= 2;
+  *p = realloc(*p, n);
+  if (!*p)
+    lg_die("out of memory");
+  *cap = n;
+}
+
 void *lg_xmalloc(size_t n) {
   void *p = malloc(n);
   if (!p)

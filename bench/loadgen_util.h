@@ -19,6 +19,11 @@ uint64_t lg_rng_next(void);
  * cannot set itself up has nothing to measure. */
 void lg_die(const char *msg);
 
+/* Grows the buffer *p of capacity *cap (`first` bytes when it has none
+ * yet) by doubling until it holds `need` bytes, keeping its contents. Dies
+ * when out of memory. */
+void lg_grow(unsigned char **p, size_t *cap, size_t need, size_t first);
+
 /* malloc that dies instead of returning NULL. */
 void *lg_xmalloc(size_t n);
 
