@@ -137,21 +137,7 @@ local function upgrade(server, path, offers)
   return s, values[1], rest
 end
 
--- Reads one server frame: opcode, payload, the bytes after it, byte 0.
-local function read_frame(s, buf, timeout)
-  buf = buf or ""
-  while true do
-    local op, payload, rest, b0 = h.parse_frame(buf)
-    if op then
-      return op, payload, rest, b0
-    end
-    local bytes, err = s:read(timeout or 5)
-    if not bytes then
-      return nil, err
-    end
-    buf = buf .. bytes
-  end
-end
+local read_frame = h.read_frame
 
 -- Asserts the server's next frame is a close with this code and that it
 -- then closes TCP.

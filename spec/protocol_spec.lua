@@ -104,22 +104,7 @@ local function upgrade(server, path, extra)
   return s, rest
 end
 
--- Reads one server frame: opcode, payload, the bytes after it, byte 0;
--- or nil and why.
-local function read_frame(s, buf, timeout)
-  buf = buf or ""
-  while true do
-    local op, payload, rest, b0 = h.parse_frame(buf)
-    if op then
-      return op, payload, rest, b0
-    end
-    local bytes, err = s:read(timeout or 5)
-    if not bytes then
-      return nil, err
-    end
-    buf = buf .. bytes
-  end
-end
+local read_frame = h.read_frame
 
 -- Asserts the peer ends the stream (rather than going quiet).
 local function assert_tcp_closed(s, timeout)

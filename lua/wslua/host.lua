@@ -11,6 +11,7 @@ local options = require "wslua.options"
 local owners = require "wslua.owners"
 local proxies = require "wslua.proxies"
 local scheduler = require "wslua.scheduler"
+local Router = require "wslua.router"
 
 local Host = {}
 Host.__index = Host
@@ -148,22 +149,11 @@ function Host:_describe()
       out[#out + 1] = { method = method, path = path, kind = "http" }
     end
   end
-  local function router(r)
-    if seen[r] then
-      return
-    end
-    seen[r] = true
-    for _, route in ipairs(r.routes) do
-      if type(route.handler) == "table" and route.handler.routes then
-        router(route.handler)
-      else
-        entry(route.method, route.path, route.handler)
-      end
-    end
-  end
   for _, h in ipairs(self.handlers) do
     if type(h) == "table" and h.routes then
-      router(h)
+      Router.each_route(h, function(route)
+        entry(route.method, route.path, route.handler)
+      end, seen)
     else
       entry("*", "*", h)
     end

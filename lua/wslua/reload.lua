@@ -12,6 +12,7 @@ local log = require "wslua.log"
 local observe = require "wslua.observe"
 local scheduler = require "wslua.scheduler"
 local Host = require "wslua.host"
+local Router = require "wslua.router"
 local Server = require "wslua.server"
 
 local reload = {}
@@ -148,25 +149,15 @@ local function walk(address, hosts, several, on_route, on_endpoint)
         on_endpoint(prefix .. key, h, put)
       end
     end
-    local function router(r)
-      if seen[r] then
-        return
-      end
-      seen[r] = true
-      for _, route in ipairs(r.routes) do
-        local h, name = route.handler, route.method .. " " .. route.path
-        if type(h) == "table" and h.routes then
-          router(h)
-        else
-          visit(name, name, h, function(e)
-            route.handler = e
-          end)
-        end
-      end
+    local function route_visit(route)
+      local name = route.method .. " " .. route.path
+      visit(name, name, route.handler, function(e)
+        route.handler = e
+      end)
     end
     for i, h in ipairs(host.handlers) do
       if type(h) == "table" and h.routes then
-        router(h)
+        Router.each_route(h, route_visit, seen)
       elseif type(h) == "table" and h.clients_by_id then
         direct = direct + 1
         visit("#" .. direct, "endpoint #" .. direct, h, function(e)

@@ -201,6 +201,25 @@ function Router:_serve(req, res)
   return false
 end
 
+-- Calls fn(route) for every route whose handler is not itself a router,
+-- mounted routers walked in order, each router once (seen: the routers
+-- already walked, shared across calls).
+function Router:each_route(fn, seen)
+  seen = seen or {}
+  if seen[self] then
+    return
+  end
+  seen[self] = true
+  for _, route in ipairs(self.routes) do
+    local h = route.handler
+    if type(h) == "table" and h.routes then
+      Router.each_route(h, fn, seen)
+    else
+      fn(route)
+    end
+  end
+end
+
 -- The route paths, for logs and the dev console.
 function Router:_describe()
   local out = {}

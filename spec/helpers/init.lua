@@ -136,6 +136,23 @@ function helpers.parse_frame(bytes)
   return b0 & 0x0f, bytes:sub(pos, pos + len - 1), bytes:sub(pos + len), b0
 end
 
+-- Reads one server frame from a raw stream: opcode, payload, the bytes
+-- after it, byte 0; or nil and why. buf: bytes already read.
+function helpers.read_frame(stream, buf, timeout)
+  buf = buf or ""
+  while true do
+    local op, payload, rest, b0 = helpers.parse_frame(buf)
+    if op then
+      return op, payload, rest, b0
+    end
+    local bytes, err = stream:read(timeout or 5)
+    if not bytes then
+      return nil, err
+    end
+    buf = buf .. bytes
+  end
+end
+
 -- Reads frames from a raw stream until a close frame or the end; returns
 -- the close code (or nil) and a list of {opcode, payload}.
 function helpers.read_until_close(stream, initial)
