@@ -9,7 +9,10 @@
  * asynchronously; the VM sees the hook at its next jump or call). The hook
  * raises an error, and again at every instruction so that a pcall in a loop
  * cannot hold it: the coroutine dies, and its client is closed with 1011
- * (HTTP: 500).
+ * (HTTP: 500). When one resume runs several handler calls (the whole
+ * messages of a read), each call starts its budget again: the VM counts
+ * calls (no lock: it is on every message's path) and the watchdog restarts
+ * the clock when the count has moved since its last tick.
  *
  * Not covered: a loop inside a coroutine that the handler resumes itself
  * (coroutine.wrap), until control comes back to the handler; and time spent
@@ -17,6 +20,7 @@
 #include "lua/budget.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -32,11 +36,16 @@ typedef struct {
   uv_thread_t thread;
   clockid_t vm_clock; /* the CPU clock of the VM's thread */
   int stopping;
-  lua_State *running; /* the coroutine being resumed, or NULL */
-  double budget;      /* seconds of CPU time; 0: none in force */
-  uint64_t started;   /* the VM clock when it began (ns); 0: not yet read
-                         (the watchdog reads it at its next tick); FIRED:
-                         the hook is set */
+  lua_State *running;  /* the coroutine being resumed, or NULL */
+  double budget;       /* seconds of CPU time; 0: none in force */
+  uint64_t started;    /* the VM clock when it began (ns); 0: not yet read
+                          (the watchdog reads it at its next tick); FIRED:
+                          the hook is set */
+  unsigned long seen;  /* calls when started was read */
+  unsigned long fired; /* calls when the hook was set */
+  /* Handler calls begun (wsl_budget_restart): written by the VM's thread
+   * only, without the lock. */
+  _Atomic unsigned long calls;
 } watchdog_t;
 
 #define FIRED UINT64_MAX
@@ -52,6 +61,21 @@ int wsl_budget_depth(void) {
 static void on_count(lua_State *L, lua_Debug *ar) {
   double budget = dog ? dog->budget : 0;
   (void)ar;
+  if (dog) {
+    /* The call that ran past its budget may have ended just before the
+     * hook was set, and the next call of the same resume begun: that one
+     * gets its own budget. */
+    uv_mutex_lock(&dog->lock);
+    int stale =
+        atomic_load_explicit(&dog->calls, memory_order_relaxed) != dog->fired;
+    if (stale && dog->started == FIRED)
+      dog->started = 0;
+    uv_mutex_unlock(&dog->lock);
+    if (stale) {
+      lua_sethook(L, NULL, 0, 0);
+      return;
+    }
+  }
   /* Level 0 is the function the hook interrupted: say where it was. */
   luaL_where(L, 0);
   lua_pushfstring(L, "handler ran past its time budget of %f s", budget);
@@ -76,12 +100,15 @@ static void watch(void *arg) {
     if (d->started == FIRED)
       continue;
     uint64_t now = cpu_ns(d->vm_clock);
-    if (d->started == 0) {
+    unsigned long calls = atomic_load_explicit(&d->calls, memory_order_relaxed);
+    if (d->started == 0 || calls != d->seen) {
       d->started = now ? now : 1;
+      d->seen = calls;
     } else if (now >= d->started &&
                now - d->started >= (uint64_t)(d->budget * 1e9)) {
       lua_sethook(d->running, on_count, LUA_MASKCOUNT, 1);
       d->started = FIRED;
+      d->fired = calls;
     }
   }
   uv_mutex_unlock(&d->lock);
@@ -188,6 +215,14 @@ static void leave(const saved_t *saved) {
   dog->budget = saved->budget;
   dog->started = saved->started;
   uv_mutex_unlock(&dog->lock);
+}
+
+void wsl_budget_restart(void) {
+  watchdog_t *d = dog;
+  if (d != NULL) /* only this thread writes it: no read-modify-write */
+    atomic_store_explicit(
+        &d->calls, atomic_load_explicit(&d->calls, memory_order_relaxed) + 1,
+        memory_order_relaxed);
 }
 
 /* The budget a coroutine spawned now gets (0: none): that of the coroutine

@@ -19,8 +19,12 @@ int wsl_budget_depth(void);
  * of seconds (0: whatever is in force) while it runs, as lua_resume. co
  * must be resumable. What runs inside gets seconds as its current budget
  * (core.budget). */
-int wsl_budget_resume(lua_State *L, lua_State *co, lua_Number seconds,
-                      int narg, int *nres);
+int wsl_budget_resume(lua_State *L, lua_State *co, lua_Number seconds, int narg,
+                      int *nres);
+
+/* A new handler call begins inside the coroutine being resumed (several
+ * messages in one resume): its budget starts again. */
+void wsl_budget_restart(void);
 
 /* Registers resume (a coroutine run under a budget), budget and set_budget
  * in the module table on top of the stack. */

@@ -215,6 +215,22 @@ static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
   wsl_vm_call(L, 5, "data handler");
 }
 
+/* The whole messages of one read: an endpoint's run together (dispatch.c),
+ * any other owner's one by one. */
+static void on_messages(wsl_conn_t *c, const wsl_message_t *msgs, size_t n) {
+  lua_State *L = wsl_vm()->L;
+  lconn_t *lc = wsl_conn_data(c);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+  if (lua_getiuservalue(L, -1, 2) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_remove(L, -2);
+  size_t i = wsl_dispatch_messages(L, c, msgs, n);
+  for (; i < n && wsl_conn_state(c) == WSL_CONN_OPEN; i++)
+    on_data(c, msgs[i].opcode, msgs[i].data, msgs[i].len, 1, 1);
+}
+
 static void on_close(wsl_conn_t *c, int code, const char *reason,
                      size_t reason_len, const char *error) {
   lua_State *L = wsl_vm()->L;
@@ -247,6 +263,7 @@ const wsl_conn_handler_t wsl_lua_conn_handler = {
     .on_request = on_request,
     .on_open = on_open,
     .on_data = on_data,
+    .on_messages = on_messages,
     .on_close = on_close,
     .on_drain = on_drain,
 };

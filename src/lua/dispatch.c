@@ -4,12 +4,16 @@
  * logic for everything else) it took about three times as long: here the
  * message table is built, an idle coroutine taken from a pool and resumed
  * with the handler, and given back when the handler returns, without a Lua
- * function call in between. Only the rare outcomes go back to Lua: a
+ * function call in between. The whole messages of one read (the core hands
+ * them over together) run one after another in one resume, each with a
+ * budget of its own; a handler that waits keeps its coroutine, and the
+ * next message gets another. Only the rare outcomes go back to Lua: a
  * handler that waits (it is parked) or fails (scheduler settle). */
 #include "lua/dispatch.h"
 
 #include "lua/budget.h"
 #include "lua/runtime.h"
+#include "proto/frame.h"
 
 /* Coroutines kept idle for the next call. */
 #define POOL_MAX 64
@@ -30,11 +34,26 @@ typedef struct {
 /* One VM per thread. */
 static _Thread_local dispatch_t d;
 
+/* The whole messages of one read being run (wsl_dispatch_messages): the
+ * innermost on top (a handler may feed another connection's bytes). */
+typedef struct run {
+  wsl_conn_t *c;
+  const wsl_message_t *msgs;
+  size_t n, next; /* msgs[next] is the next one to run */
+  lua_State *co;  /* the coroutine that takes them now, or NULL */
+  int general;    /* 1: not an endpoint's client (conn.c delivers them) */
+  struct run *outer;
+} run_t;
+
+static _Thread_local run_t *running;
+
 /* Runs the function under nargs arguments on top of L's stack in a pooled
  * coroutine, under budget (seconds, 0: none); on_error (a stack index) is
  * what scheduler settle calls if it fails. Pops the function and
- * arguments. */
-static void call(lua_State *L, lua_Number budget, int on_error, int nargs) {
+ * arguments. With run, the coroutine takes the run's messages while it is
+ * being resumed. */
+static void call(lua_State *L, lua_Number budget, int on_error, int nargs,
+                 run_t *run) {
   int n = nargs + 1;
   lua_State *co;
   if (d.pooled > 0) {
@@ -54,7 +73,11 @@ static void call(lua_State *L, lua_Number budget, int on_error, int nargs) {
    * nothing else holds it. */
   lua_insert(L, -(n + 1));
   int nres;
+  if (run)
+    run->co = co;
   int status = wsl_budget_resume(L, co, budget, n, &nres);
+  if (run)
+    run->co = NULL;
   if (status == LUA_YIELD && nres == 1 && lua_touserdata(co, -1) == &idle_tag) {
     lua_pop(co, 1);
     if (d.pooled < POOL_MAX) {
@@ -85,7 +108,7 @@ static void call(lua_State *L, lua_Number budget, int on_error, int nargs) {
 static int dispatch_call(lua_State *L) {
   lua_Number budget = luaL_optnumber(L, 1, 0);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  call(L, budget, 2, lua_gettop(L) - 3);
+  call(L, budget, 2, lua_gettop(L) - 3, NULL);
   return 0;
 }
 
@@ -98,7 +121,8 @@ enum {
   K_BUDGET,
   K_BINARY,
   K_BODY,
-  K_DATA
+  K_DATA,
+  K_COUNT /* one past the last */
 };
 static const char *const keys[] = {NULL,     "endpoint", "handler", "on_data",
                                    "budget", "binary",   "body",    "_data"};
@@ -110,11 +134,27 @@ static int get(lua_State *L, int idx, int key) {
   return lua_gettable(L, idx);
 }
 
-/* A whole message for an endpoint's client at owner whose handler is a
- * table: on_data(handler, client, msg) in a pooled coroutine. Returns 0
- * when the owner is something else (the general path takes it). */
-static int whole_message(lua_State *L, int owner) {
-  if (!lua_getmetatable(L, owner))
+/* Pushes a message that arrived whole: {binary =, body =}, a Message (see
+ * Message.whole). */
+static void push_message(lua_State *L, int binary, const char *body,
+                         size_t len) {
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, KEY(K_BINARY));
+  lua_pushboolean(L, binary);
+  lua_rawset(L, -3);
+  lua_pushvalue(L, KEY(K_BODY));
+  lua_pushlstring(L, body, len);
+  lua_rawset(L, -3);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, d.message);
+  lua_setmetatable(L, -2);
+}
+
+/* Pushes the owner's on_data and handler when the owner at idx is an
+ * endpoint's client whose handler is a table, and returns 1 (the function
+ * may be nil: no on_data), with its budget; 0 with nothing pushed for any
+ * other owner. */
+static int endpoint_handler(lua_State *L, int owner, lua_Number *budget) {
+  if (d.L == NULL || d.L != wsl_vm()->L || !lua_getmetatable(L, owner))
     return 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, d.member);
   int member = lua_rawequal(L, -1, -2);
@@ -127,26 +167,33 @@ static int whole_message(lua_State *L, int owner) {
     lua_settop(L, top);
     return 0;
   }
-  if (get(L, top + 2, K_ON_DATA) == LUA_TNIL) {
+  get(L, top + 2, K_ON_DATA);
+  lua_replace(L, top + 1); /* on_data, handler */
+  *budget = 0;
+  if (get(L, owner, K_BUDGET) == LUA_TNUMBER)
+    *budget = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* A whole message (body at 2, binary at 3) for an endpoint's client at
+ * owner whose handler is a table: on_data(handler, client, msg) in a
+ * pooled coroutine. Returns 0 when the owner is something else (the
+ * general path takes it). */
+static int whole_message(lua_State *L, int owner) {
+  int top = lua_gettop(L);
+  lua_Number budget;
+  if (!endpoint_handler(L, owner, &budget))
+    return 0;
+  if (lua_isnil(L, top + 1)) {
     lua_settop(L, top);
     return 1;
   }
-  lua_Number budget = 0;
-  if (get(L, owner, K_BUDGET) == LUA_TNUMBER)
-    budget = lua_tonumber(L, -1);
-  lua_pop(L, 1);
-  lua_replace(L, top + 1); /* on_data, handler */
   lua_pushvalue(L, owner);
-  lua_createtable(L, 0, 2);
-  lua_pushvalue(L, KEY(K_BINARY));
-  lua_pushvalue(L, 3);
-  lua_rawset(L, -3);
-  lua_pushvalue(L, KEY(K_BODY));
-  lua_pushvalue(L, 2);
-  lua_rawset(L, -3);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, d.message);
-  lua_setmetatable(L, -2);
-  call(L, budget, owner, 3);
+  size_t len;
+  const char *body = lua_tolstring(L, 2, &len);
+  push_message(L, lua_toboolean(L, 3), body, len);
+  call(L, budget, owner, 3, NULL);
   lua_settop(L, top);
   return 1;
 }
@@ -154,8 +201,7 @@ static int whole_message(lua_State *L, int owner) {
 /* deliver(owner, piece, binary, first, last): the core's message data for
  * the connection's owner (conn.c). */
 static int deliver(lua_State *L) {
-  if (d.L != NULL && d.L == wsl_vm()->L && lua_toboolean(L, 4) &&
-      lua_toboolean(L, 5) && whole_message(L, 1))
+  if (lua_toboolean(L, 4) && lua_toboolean(L, 5) && whole_message(L, 1))
     return 0;
   if (get(L, 1, K_DATA) != LUA_TFUNCTION)
     return 0;
@@ -164,19 +210,97 @@ static int deliver(lua_State *L) {
   return 0;
 }
 
-/* deliver, as a closure over its keys, made once per VM. */
-static _Thread_local lua_State *deliver_vm;
-static _Thread_local int deliver_ref = LUA_NOREF;
+/* The body of a run's coroutine: on_data(handler, client, msg) (at 1, 2,
+ * 3) for each message of the run while the coroutine is the one the run
+ * resumes. A handler that waits leaves the rest to another coroutine: when
+ * it is resumed later and returns, the run has moved on (or ended), and
+ * this ends too. */
+static int take_messages(lua_State *co, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  for (;;) {
+    run_t *r = running;
+    if (r == NULL || r->co != co || r->next >= r->n ||
+        wsl_conn_state(r->c) != WSL_CONN_OPEN)
+      return 0;
+    const wsl_message_t *m = &r->msgs[r->next++];
+    wsl_budget_restart();
+    lua_settop(co, 3);
+    lua_pushvalue(co, 1);
+    lua_pushvalue(co, 2);
+    lua_pushvalue(co, 3);
+    push_message(co, m->opcode == WSL_OP_BINARY, m->data, m->len);
+    lua_callk(co, 3, 0, 0, take_messages);
+  }
+}
+
+static int run_body(lua_State *co) {
+  return take_messages(co, LUA_OK, 0);
+}
+
+/* run_messages(owner, run): the run's messages, in as few coroutines as
+ * their handlers allow (one unless a handler waits). Marks the run general
+ * when the owner is not an endpoint's client. */
+static int run_messages(lua_State *L) {
+  run_t *r = lua_touserdata(L, 2);
+  lua_Number budget;
+  if (!endpoint_handler(L, 1, &budget)) {
+    r->general = 1;
+    return 0;
+  }
+  if (lua_isnil(L, 3)) { /* no on_data: nothing to run */
+    r->next = r->n;
+    return 0;
+  }
+  while (r->next < r->n && wsl_conn_state(r->c) == WSL_CONN_OPEN) {
+    lua_pushvalue(L, lua_upvalueindex(K_COUNT)); /* run_body */
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 1);
+    call(L, budget, 1, 3, r);
+  }
+  return 0;
+}
+
+/* deliver and run_messages, as closures over the keys, made once per VM. */
+static _Thread_local lua_State *closures_vm;
+static _Thread_local int deliver_ref = LUA_NOREF, run_ref = LUA_NOREF;
+
+static void push_keys(lua_State *L) {
+  for (int k = K_ENDPOINT; k < K_COUNT; k++)
+    lua_pushstring(L, keys[k]);
+}
+
+static void make_closures(lua_State *L) {
+  if (closures_vm == wsl_vm()->L)
+    return;
+  closures_vm = wsl_vm()->L;
+  push_keys(L);
+  lua_pushcclosure(L, deliver, K_COUNT - 1);
+  deliver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  push_keys(L);
+  push_keys(L);
+  lua_pushcclosure(L, run_body, K_COUNT - 1);
+  lua_pushcclosure(L, run_messages, K_COUNT);
+  run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
 
 void wsl_dispatch_push(lua_State *L) {
-  if (deliver_vm != wsl_vm()->L) {
-    deliver_vm = wsl_vm()->L;
-    for (int k = K_ENDPOINT; k <= K_DATA; k++)
-      lua_pushstring(L, keys[k]);
-    lua_pushcclosure(L, deliver, K_DATA);
-    deliver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
+  make_closures(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, deliver_ref);
+}
+
+size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
+                             const wsl_message_t *msgs, size_t n) {
+  run_t r = {c, msgs, n, 0, NULL, 0, running};
+  make_closures(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, run_ref);
+  lua_insert(L, -2);
+  lua_pushlightuserdata(L, &r);
+  running = &r;
+  wsl_vm_call(L, 2, "data handler");
+  running = r.outer;
+  return r.general ? r.next : n;
 }
 
 /* core.dispatch_init{worker=, settle=, member=, message=}: what the C path

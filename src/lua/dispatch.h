@@ -5,9 +5,19 @@
 
 #include <lua.h>
 
+#include "net/conn.h"
+
 /* Pushes deliver(owner, piece, binary, first, last), the function that
  * hands a connection's message data to its owner. */
 void wsl_dispatch_push(lua_State *L);
+
+/* Runs the owner's handler for each of the n whole messages of c (the
+ * owner on top of L's stack, popped) while c stays open: an endpoint's
+ * on_data, in one coroutine unless a handler waits. Returns how many it
+ * took: fewer than n when the owner is not an endpoint's client, and the
+ * rest go to deliver one by one. */
+size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
+                             const wsl_message_t *msgs, size_t n);
 
 /* Registers call, dispatch_init and IDLE in the module table on top of the
  * stack. */

@@ -49,6 +49,14 @@ void wsl_ws_options_default(wsl_ws_options_t *o);
  * connections is left. */
 void wsl_conn_thread_exit(void);
 
+/* A whole message, as on_messages hands it: uncompressed, in one piece, and
+ * (text) checked to be UTF-8. */
+typedef struct {
+  const char *data;
+  size_t len;
+  int opcode; /* WSL_OP_TEXT or WSL_OP_BINARY */
+} wsl_message_t;
+
 /* Events for the owner. Each is called from the event loop, never from
  * inside a call the owner made, except on_data/on_request which may follow
  * wsl_conn_http_finish when pipelined bytes were waiting. */
@@ -64,6 +72,14 @@ typedef struct {
    * be empty). Text has been checked to be UTF-8 so far. */
   void (*on_data)(wsl_conn_t *c, int opcode, const char *data, size_t len,
                   int first, int last);
+  /* Optional: whole messages that came in one read, in order, given
+   * together instead of one on_data each (an owner that runs a script per
+   * message sets up once for all of them). They come before anything else
+   * the connection does after them (other messages' pieces, a control
+   * frame answered, a failure), and data is valid during the call. The
+   * owner checks wsl_conn_state before each: once it has closed the
+   * connection, the rest are not for it. */
+  void (*on_messages)(wsl_conn_t *c, const wsl_message_t *msgs, size_t n);
   /* The connection is gone; called exactly once, after which c is freed.
    * code is the close code of the session (1006 when none was exchanged);
    * error is NULL, or what went wrong (a dial failure, a protocol error). */
@@ -101,9 +117,9 @@ uint64_t wsl_conn_dropped(const wsl_conn_t *c);
 
 /* Who sent the first close frame of a WebSocket session. */
 typedef enum {
-  WSL_CLOSER_NONE,  /* no close frame yet (or none was exchanged) */
-  WSL_CLOSER_PEER,  /* the peer's came first */
-  WSL_CLOSER_LOCAL  /* ours came first */
+  WSL_CLOSER_NONE, /* no close frame yet (or none was exchanged) */
+  WSL_CLOSER_PEER, /* the peer's came first */
+  WSL_CLOSER_LOCAL /* ours came first */
 } wsl_closer_t;
 
 /* What went through a connection, for access logs and metrics. Bytes are

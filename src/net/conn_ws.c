@@ -146,11 +146,55 @@ static void remember_close(wsl_conn_t *c, int code, const char *reason,
     memcpy(c->close_reason, reason, len);
 }
 
+/* --- whole messages, a read's worth at a time -------------------------- */
+
+/* Whole messages waiting for the owner's on_messages: pointers into the
+ * bytes of the read being parsed, which stay put until wsl__ws_input
+ * returns. Handed over when it returns, when full, and before any other
+ * event of the connection reaches the owner or the peer, so that order is
+ * what the peer sent. */
+#define BATCH_MAX 64
+
+typedef struct batch {
+  wsl_conn_t *c;
+  size_t n;
+  wsl_message_t m[BATCH_MAX];
+  struct batch *outer;
+} batch_t;
+
+/* The batch of the innermost wsl__ws_input on this thread: an owner's call
+ * may feed another connection's bytes (pipelined HTTP). */
+static _Thread_local batch_t *batch;
+
+static void flush_batch(wsl_conn_t *c) {
+  batch_t *b = batch;
+  if (b == NULL || b->c != c || b->n == 0)
+    return;
+  size_t n = b->n;
+  b->n = 0;
+  if (c->state == WSL_CONN_OPEN)
+    c->handler->on_messages(c, b->m, n);
+}
+
+/* 1 when the message (all of it in data) joined the batch. */
+static int batch_message(wsl_conn_t *c, const uint8_t *data, size_t len) {
+  batch_t *b = batch;
+  if (b == NULL || b->c != c || c->handler->on_messages == NULL)
+    return 0;
+  c->msg_delivered = c->msg_done = 1;
+  c->stats.messages_in++;
+  b->m[b->n++] = (wsl_message_t){(const char *)data, len, c->msg_opcode};
+  if (b->n == BATCH_MAX)
+    flush_batch(c);
+  return 1;
+}
+
 /* _Fail the WebSocket Connection_ (§7.1.7): a close frame naming the code,
  * then TCP closed once it is sent. */
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why) {
   if (c->handles_closing)
     return;
+  flush_batch(c); /* what came before the fault is answered first */
   wsl_log(WSL_LOG_INFO, "%s: closing with %d: %s", wsl_conn_remote_addr(c),
           code, why);
   if (!c->close_sent)
@@ -178,8 +222,9 @@ static void on_close_frame(wsl_conn_t *c) {
   size_t reason_len;
   int bad = wsl_close_parse(c->ctrl, c->ctrl_len, &code, &reason, &reason_len);
   if (bad) {
-    wsl__conn_fail(c, bad, bad == 1007 ? "close reason is not UTF-8"
-                                       : "invalid close code or payload");
+    wsl__conn_fail(c, bad,
+                   bad == 1007 ? "close reason is not UTF-8"
+                               : "invalid close code or payload");
     return;
   }
   c->close_received = 1;
@@ -195,6 +240,7 @@ static void on_close_frame(wsl_conn_t *c) {
 }
 
 static void on_control_frame(wsl_conn_t *c, int opcode) {
+  flush_batch(c);
   switch (opcode) {
   case WSL_OP_PING:
     if (c->state == WSL_CONN_OPEN)
@@ -211,8 +257,8 @@ static void on_control_frame(wsl_conn_t *c, int opcode) {
   c->ctrl_len = 0;
 }
 
-void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
-                     int last) {
+void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last) {
+  flush_batch(c);
   int first = !c->msg_delivered;
   c->msg_delivered = 1;
   if (last) {
@@ -220,13 +266,12 @@ void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len,
     c->stats.messages_in++;
   }
   if (c->state == WSL_CONN_OPEN && c->handler->on_data)
-    c->handler->on_data(c, c->msg_opcode, (const char *)data, len, first,
-                        last);
+    c->handler->on_data(c, c->msg_opcode, (const char *)data, len, first, last);
 }
 
 /* Returns 0 to go on, -1 when the connection failed. */
-static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
-                      uint8_t *data, size_t len) {
+static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
+                      size_t len) {
   if (h->opcode >= WSL_OP_CLOSE) {
     memcpy(c->ctrl + c->ctrl_len, data, len);
     c->ctrl_len += len;
@@ -239,12 +284,13 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
   int last = h->fin && c->frames.pos == h->length;
   if (c->msg_opcode == WSL_OP_TEXT) {
     c->utf8 = wsl_utf8_feed(c->utf8, data, len);
-    if (c->utf8 == WSL_UTF8_REJECT ||
-        (last && c->utf8 != WSL_UTF8_ACCEPT)) {
+    if (c->utf8 == WSL_UTF8_REJECT || (last && c->utf8 != WSL_UTF8_ACCEPT)) {
       wsl__conn_fail(c, 1007, "text message is not valid UTF-8");
       return -1;
     }
   }
+  if (last && !c->msg_delivered && batch_message(c, data, len))
+    return 0;
   wsl__ws_deliver(c, data, len, last);
   return 0;
 }
@@ -270,7 +316,7 @@ static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
   return 0;
 }
 
-void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
+static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
   c->stats.bytes_in += len;
   c->last_read_ms = uv_now(c->tcp.loop);
   c->ping_outstanding = 0;
@@ -312,6 +358,14 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
   }
 }
 
+void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
+  batch_t b = {.c = c, .n = 0, .outer = batch};
+  batch = &b;
+  parse_input(c, data, len);
+  flush_batch(c);
+  batch = b.outer;
+}
+
 /* Keepalive (§5.5.2): a ping when the peer has been quiet for 3/4 of the
  * idle time; close 1001 when the whole idle time passes without a byte.
  * With ping_interval_ms, a ping that often as well, whatever the traffic
@@ -321,8 +375,8 @@ void wsl__ws_arm_keepalive(wsl_conn_t *c) {
   uint64_t idle = c->ws->idle_timeout_ms;
   if (idle) {
     uint64_t quiet = now - c->last_read_ms, ping_at = idle * 3 / 4;
-    next = quiet >= ping_at ? (quiet >= idle ? 1 : idle - quiet)
-                            : ping_at - quiet;
+    next =
+        quiet >= ping_at ? (quiet >= idle ? 1 : idle - quiet) : ping_at - quiet;
   }
   if (c->ws->ping_interval_ms) {
     uint64_t in = c->next_ping_ms > now ? c->next_ping_ms - now : 1;

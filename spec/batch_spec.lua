@@ -1,0 +1,203 @@
+-- Messages that arrive together: the whole messages of one read run one
+-- after another in one coroutine (src/lua/dispatch.c). Each still has a
+-- handler budget of its own, one that waits does not hold up the next,
+-- and the order the peer sent is kept against control frames, errors and
+-- a close the handler makes. Raw frames written in one go over loopback.
+local wslua = require "wslua"
+local h = require "helpers"
+
+local OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 1, 8, 9, 10
+
+-- Spins for seconds of CPU time without yielding (the budget is CPU time).
+local function spin(seconds)
+  local stop = os.clock() + seconds
+  while os.clock() < stop do
+  end
+end
+
+-- What the handler does for a message, by its text; anything else is
+-- echoed. ran: every body a handler began with, in order.
+local ran = {}
+local actions = {
+  spin = function()
+    spin(0.2)
+  end,
+  loop = function()
+    while true do
+    end
+  end,
+  wait = function(client)
+    wslua.sleep(0.2)
+    client:send("waited")
+    return true
+  end,
+  close = function(client)
+    client:close(4000, "asked to")
+    return true
+  end,
+}
+
+local Handler = {}
+function Handler:on_data(client, msg)
+  local body = msg:read()
+  ran[#ran + 1] = body
+  local act = actions[body]
+  if not (act and act(client)) then
+    client:send(body)
+  end
+end
+
+local function host(budget)
+  return wslua.host {
+    handler_budget = budget,
+    wslua.router():get("/ws", wslua.websocket(Handler)),
+  }
+end
+
+-- Serves with this handler budget while fn(stream, rest) runs on an
+-- upgraded raw stream; always stops the server.
+local function session(budget, fn)
+  ran = {}
+  local server = h.serve(host(budget))
+  h.run(function()
+    local s = h.tcp(server)
+    s:write(h.handshake("/ws"))
+    local head, rest = h.read_head(s)
+    local ok, err = pcall(function()
+      assert.matches("^HTTP/1.1 101", head)
+      fn(s, rest)
+    end)
+    s:close()
+    h.stop(server)
+    if not ok then
+      error(err, 0)
+    end
+  end, 30)
+end
+
+-- Writes these frames in one write: {opcode, payload} or a text payload.
+local function write_together(s, frames)
+  local bytes = {}
+  for i, f in ipairs(frames) do
+    if type(f) == "string" then
+      f = { OP_TEXT, f }
+    end
+    bytes[i] = h.frame(f[1], f[2])
+  end
+  s:write(table.concat(bytes))
+end
+
+-- Reads n frames: a list of {opcode, payload}, and the bytes after them.
+local function read_frames(s, buf, n)
+  local got = {}
+  for i = 1, n do
+    local op, payload, rest = h.read_frame(s, buf, 10)
+    assert(op, "frame " .. i .. " of " .. n .. " did not come: " .. tostring(payload))
+    got[i] = { op, payload }
+    buf = rest
+  end
+  return got, buf
+end
+
+describe("the whole messages of one read", function()
+  it("are answered in order, each by its own handler call", function()
+    session(0.5, function(s, buf)
+      local frames = {}
+      for i = 1, 100 do -- past the 64 the core hands over at once
+        frames[i] = "m" .. i
+      end
+      write_together(s, frames)
+      local got = read_frames(s, buf, 100)
+      for i = 1, 100 do
+        assert.same({ OP_TEXT, "m" .. i }, got[i])
+      end
+      assert.same(frames, ran)
+    end)
+  end)
+
+  it("give every handler call a budget of its own", function()
+    -- Four calls of 0.2 s each: 0.8 s in one resume, past a 0.3 s budget
+    -- that each of them keeps to.
+    session(0.3, function(s, buf)
+      write_together(s, { "spin", "spin", "spin", "spin", "end" })
+      local got = read_frames(s, buf, 5)
+      for i = 1, 4 do
+        assert.same({ OP_TEXT, "spin" }, got[i])
+      end
+      assert.same({ OP_TEXT, "end" }, got[5])
+    end)
+  end)
+
+  it("stop a call past its budget: 1011, after the answers before it", function()
+    session(0.2, function(s, buf)
+      write_together(s, { "before", "loop", "after" })
+      local got = read_frames(s, buf, 2)
+      assert.same({ OP_TEXT, "before" }, got[1])
+      assert.equal(OP_CLOSE, got[2][1])
+      assert.equal(1011, (string.unpack(">I2", got[2][2])))
+      assert.same({ "before", "loop" }, ran)
+    end)
+  end)
+
+  it("do not wait for a handler that waits: the next ones run meanwhile", function()
+    session(0.5, function(s, buf)
+      write_together(s, { "wait", "x", "y" })
+      local got = read_frames(s, buf, 3)
+      assert.same({ { OP_TEXT, "x" }, { OP_TEXT, "y" }, { OP_TEXT, "waited" } }, got)
+      -- And the coroutine that waited is free again: more still works.
+      write_together(s, { "z" })
+      assert.same({ { OP_TEXT, "z" } }, (read_frames(s, buf, 1)))
+    end)
+  end)
+
+  it("keep their order against a ping between them", function()
+    session(0.5, function(s, buf)
+      write_together(s, { "1", { OP_PING, "p" }, "2" })
+      local got = read_frames(s, buf, 3)
+      assert.same({ { OP_TEXT, "1" }, { OP_PONG, "p" }, { OP_TEXT, "2" } }, got)
+    end)
+  end)
+
+  it("before a protocol error are answered before the close", function()
+    session(0.5, function(s, buf)
+      -- The third frame has RSV2 set, which nothing negotiated: 1002.
+      s:write(h.frame(OP_TEXT, "1") .. h.frame(OP_TEXT, "2") .. h.frame(OP_TEXT, "bad", true, 0x20))
+      local got = read_frames(s, buf, 3)
+      assert.same({ OP_TEXT, "1" }, got[1])
+      assert.same({ OP_TEXT, "2" }, got[2])
+      assert.equal(OP_CLOSE, got[3][1])
+      assert.equal(1002, (string.unpack(">I2", got[3][2])))
+    end)
+  end)
+
+  it("after one whose handler closed the client are not run", function()
+    session(0.5, function(s, buf)
+      write_together(s, { "1", "close", "after" })
+      local got = read_frames(s, buf, 2)
+      assert.same({ OP_TEXT, "1" }, got[1])
+      assert.equal(OP_CLOSE, got[2][1])
+      assert.equal(4000, (string.unpack(">I2", got[2][2])))
+      assert.same({ "1", "close" }, ran)
+    end)
+  end)
+
+  it("reach a wslua.connect client too, in order", function()
+    local Burst = {}
+    function Burst:on_data(client, msg)
+      local n = tonumber(msg:read())
+      for i = 1, n do
+        client:send("b" .. i)
+      end
+    end
+    local server = h.serve(wslua.host { wslua.router():get("/ws", wslua.websocket(Burst)) })
+    h.run(function()
+      local c = assert(wslua.connect(server:url("/ws")))
+      c:send("200") -- one loop turn's writes: they come in few reads
+      for i = 1, 200 do
+        assert.equal("b" .. i, (c:receive()))
+      end
+      c:close()
+      h.stop(server)
+    end)
+  end)
+end)
