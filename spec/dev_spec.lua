@@ -52,7 +52,7 @@ describe("the dev console", function()
       listed[#listed + 1] = r.method .. " " .. r.path .. " " .. r.kind
     end
     assert.same({ "GET / websocket", "GET /deflate websocket" }, listed)
-    assert.same({ "on_data" }, api.routes[1].handlers)
+    assert.same({ "on_message" }, api.routes[1].handlers)
     assert.equal(16 * 1024 * 1024, api.routes[1].options.max_message)
     assert.is_true(api.routes[2].options.compression)
 

@@ -6,11 +6,10 @@ local wslua = require "wslua"
 
 local Echo = {}
 
-function Echo:on_data(client, msg)
-  local body = msg:read()
-  if body then
-    client:send(body, msg.binary and "binary" or "text")
-  end
+-- on_message gets the whole message as a string (Ratchet's onMessage);
+-- on_data(client, msg) would get it as it starts arriving, to stream.
+function Echo:on_message(client, data, binary)
+  client:send(data, binary)
 end
 
 local router = wslua.router()

@@ -1,8 +1,9 @@
 -- A WebSocket endpoint: wslua.websocket(handler, options). The handler is a
 -- table of on_* functions (Aerys style) or one function(client, req) that
 -- reads client:messages() (amphp style). Lifecycle: on_start(endpoint),
--- on_handshake(req, res), on_open(client, data), on_data(client, msg),
--- on_close(client, code, reason), on_stop().
+-- on_handshake(req, res), on_open(client, data), on_data(client, msg) or
+-- on_message(client, data, binary), on_close(client, code, reason),
+-- on_stop().
 local core = require "wslua.core"
 local log = require "wslua.log"
 local observe = require "wslua.observe"
@@ -47,6 +48,10 @@ function Endpoint.new(handler, opts)
       if type(k) == "string" and k:match("^on_") and type(v) ~= "function" then
         error("wslua.websocket: handler field '" .. k .. "' must be a function", 2)
       end
+    end
+    if handler.on_data and handler.on_message then
+      error("wslua.websocket: handler has both on_data and on_message: "
+        .. "messages go to one of them", 2)
     end
   end
   opts = options.check("websocket options", opts or {}, option_kinds)
@@ -298,11 +303,23 @@ Member.__index = Member
 
 local call, whole = scheduler.call, Message.whole
 
+-- on_message for a message that came in pieces: its whole body first.
+local function read_whole(h, client, msg)
+  local body = msg:read()
+  if body then
+    return h:on_message(client, body, msg.binary)
+  end
+end
+
 -- Pieces of each message go to the message; a new message starts a
 -- handler call of its own (or waits in the inbox for messages()). A
 -- message in one piece (the common case) for a table of handlers takes
 -- the short way, in C (src/lua/dispatch.c), and does not come here.
 function Member:_data(piece, binary, first, last)
+  local h = self.endpoint.handler
+  if first and last and type(h) == "table" and h.on_message then
+    return call(self.budget, self, h.on_message, h, self, piece, binary)
+  end
   local msg
   if first and last then
     msg = whole(binary, piece)
@@ -312,13 +329,13 @@ function Member:_data(piece, binary, first, last)
       return
     end
   end
-  local h = self.endpoint.handler
   if type(h) == "function" then
     return self:_deliver(msg)
   end
-  local on_data = h.on_data
-  if on_data then
-    call(self.budget, self, on_data, h, self, msg)
+  if h.on_message then
+    call(self.budget, self, read_whole, h, self, msg)
+  elseif h.on_data then
+    call(self.budget, self, h.on_data, h, self, msg)
   end
 end
 

@@ -118,14 +118,16 @@ enum {
   K_ENDPOINT = 1,
   K_HANDLER,
   K_ON_DATA,
+  K_ON_MESSAGE,
   K_BUDGET,
   K_BINARY,
   K_BODY,
   K_DATA,
   K_COUNT /* one past the last */
 };
-static const char *const keys[] = {NULL,     "endpoint", "handler", "on_data",
-                                   "budget", "binary",   "body",    "_data"};
+static const char *const keys[] = {NULL,      "endpoint",   "handler",
+                                   "on_data", "on_message", "budget",
+                                   "binary",  "body",       "_data"};
 #define KEY(k) lua_upvalueindex(k)
 
 /* Pushes t[key] (t at idx, metamethods honoured); returns its type. */
@@ -149,10 +151,13 @@ static void push_message(lua_State *L, int binary, const char *body,
   lua_setmetatable(L, -2);
 }
 
-/* Pushes the owner's on_data and handler when the owner at idx is an
- * endpoint's client whose handler is a table, and returns 1 (the function
- * may be nil: no on_data), with its budget; 0 with nothing pushed for any
- * other owner. */
+/* What an endpoint's handler table takes messages with. */
+enum { NOT_ENDPOINT, NO_HANDLER, ON_DATA, ON_MESSAGE };
+
+/* When the owner at idx is an endpoint's client whose handler is a table:
+ * pushes the function that takes its messages (nil: none) and the handler,
+ * sets the budget, and returns which function it is (NO_HANDLER, ON_DATA,
+ * ON_MESSAGE). For any other owner, NOT_ENDPOINT with nothing pushed. */
 static int endpoint_handler(lua_State *L, int owner, lua_Number *budget) {
   if (d.L == NULL || d.L != wsl_vm()->L || !lua_getmetatable(L, owner))
     return 0;
@@ -167,33 +172,52 @@ static int endpoint_handler(lua_State *L, int owner, lua_Number *budget) {
     lua_settop(L, top);
     return 0;
   }
-  get(L, top + 2, K_ON_DATA);
-  lua_replace(L, top + 1); /* on_data, handler */
+  int kind = ON_MESSAGE;
+  if (get(L, top + 2, K_ON_MESSAGE) == LUA_TNIL) {
+    lua_pop(L, 1);
+    kind = get(L, top + 2, K_ON_DATA) == LUA_TNIL ? NO_HANDLER : ON_DATA;
+  }
+  lua_replace(L, top + 1); /* the function, handler */
   *budget = 0;
   if (get(L, owner, K_BUDGET) == LUA_TNUMBER)
     *budget = lua_tonumber(L, -1);
   lua_pop(L, 1);
+  return kind;
+}
+
+/* Pushes what the handler function of this kind takes after (handler,
+ * client): a Message, or the body and whether it is binary. Returns how
+ * many. */
+static int push_arguments(lua_State *L, int kind, int binary, const char *body,
+                          size_t len) {
+  if (kind == ON_MESSAGE) {
+    lua_pushlstring(L, body, len);
+    lua_pushboolean(L, binary);
+    return 2;
+  }
+  push_message(L, binary, body, len);
   return 1;
 }
 
 /* A whole message (body at 2, binary at 3) for an endpoint's client at
- * owner whose handler is a table: on_data(handler, client, msg) in a
- * pooled coroutine. Returns 0 when the owner is something else (the
- * general path takes it). */
+ * owner whose handler is a table: on_message(handler, client, body,
+ * binary) or on_data(handler, client, msg) in a pooled coroutine. Returns
+ * 0 when the owner is something else (the general path takes it). */
 static int whole_message(lua_State *L, int owner) {
   int top = lua_gettop(L);
   lua_Number budget;
-  if (!endpoint_handler(L, owner, &budget))
+  int kind = endpoint_handler(L, owner, &budget);
+  if (kind == NOT_ENDPOINT)
     return 0;
-  if (lua_isnil(L, top + 1)) {
+  if (kind == NO_HANDLER) {
     lua_settop(L, top);
     return 1;
   }
   lua_pushvalue(L, owner);
   size_t len;
   const char *body = lua_tolstring(L, 2, &len);
-  push_message(L, lua_toboolean(L, 3), body, len);
-  call(L, budget, owner, 3, NULL);
+  int n = push_arguments(L, kind, lua_toboolean(L, 3), body, len);
+  call(L, budget, owner, 2 + n, NULL);
   lua_settop(L, top);
   return 1;
 }
@@ -210,11 +234,11 @@ static int deliver(lua_State *L) {
   return 0;
 }
 
-/* The body of a run's coroutine: on_data(handler, client, msg) (at 1, 2,
- * 3) for each message of the run while the coroutine is the one the run
- * resumes. A handler that waits leaves the rest to another coroutine: when
- * it is resumed later and returns, the run has moved on (or ended), and
- * this ends too. */
+/* The body of a run's coroutine: the handler function (at 1; of the kind
+ * at 4) with the handler and the client (at 2, 3) for each message of the
+ * run while the coroutine is the one the run resumes. A handler that waits
+ * leaves the rest to another coroutine: when it is resumed later and returns,
+ * the run has moved on (or ended), and this ends too. */
 static int take_messages(lua_State *co, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
@@ -225,12 +249,13 @@ static int take_messages(lua_State *co, int status, lua_KContext ctx) {
       return 0;
     const wsl_message_t *m = &r->msgs[r->next++];
     wsl_budget_restart();
-    lua_settop(co, 3);
+    lua_settop(co, 4);
     lua_pushvalue(co, 1);
     lua_pushvalue(co, 2);
     lua_pushvalue(co, 3);
-    push_message(co, m->opcode == WSL_OP_BINARY, m->data, m->len);
-    lua_callk(co, 3, 0, 0, take_messages);
+    int n = push_arguments(co, (int)lua_tointeger(co, 4),
+                           m->opcode == WSL_OP_BINARY, m->data, m->len);
+    lua_callk(co, 2 + n, 0, 0, take_messages);
   }
 }
 
@@ -244,11 +269,12 @@ static int run_body(lua_State *co) {
 static int run_messages(lua_State *L) {
   run_t *r = lua_touserdata(L, 2);
   lua_Number budget;
-  if (!endpoint_handler(L, 1, &budget)) {
+  int kind = endpoint_handler(L, 1, &budget);
+  if (kind == NOT_ENDPOINT) {
     r->general = 1;
     return 0;
   }
-  if (lua_isnil(L, 3)) { /* no on_data: nothing to run */
+  if (kind == NO_HANDLER) { /* nothing to run */
     r->next = r->n;
     return 0;
   }
@@ -257,7 +283,8 @@ static int run_messages(lua_State *L) {
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
     lua_pushvalue(L, 1);
-    call(L, budget, 1, 3, r);
+    lua_pushinteger(L, kind);
+    call(L, budget, 1, 4, r);
   }
   return 0;
 }
