@@ -46,6 +46,7 @@ static wsl_deflater_t *shared_deflater(int level, int mem_level,
 }
 
 void wsl_conn_thread_exit(void) {
+  wsl_cork_thread_exit();
   for (int i = 0; i < shared_count; i++)
     wsl_deflater_free(shared_deflaters[i].deflater);
   shared_count = 0;

@@ -45,7 +45,7 @@ typedef struct {
 void wsl_ws_options_default(wsl_ws_options_t *o);
 
 /* Frees what this thread keeps for all its connections (the shared
- * compressors): a worker thread that ends calls it once none of its
+ * compressors, spare cork buffers): a worker thread that ends calls it once none of its
  * connections is left. */
 void wsl_conn_thread_exit(void);
 

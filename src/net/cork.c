@@ -18,6 +18,33 @@ typedef struct {
   size_t kind;
 } trailer_t;
 
+/* Record buffers of corks just flushed, kept for the next cork to fill:
+ * every busy connection fills one each loop turn, and growing a new one to
+ * a turn's size took several reallocs each time. A few, none large, per
+ * thread (a connection's cork is filled and flushed on its loop's). */
+#define SPARES 4
+#define SPARE_CAP_MAX (16 * 1024)
+#define FIRST_CAP 1024
+
+static _Thread_local wsl_buf_t spare[SPARES];
+static _Thread_local int spares;
+
+/* Room for extra more bytes, starting from a spare buffer if it has none. */
+static int reserve(wsl_cork_t *k, size_t extra) {
+  if (k->records.cap == 0) {
+    if (spares > 0)
+      k->records = spare[--spares];
+    else if (wsl_buf_reserve(&k->records, FIRST_CAP) != 0)
+      return -1;
+  }
+  return wsl_buf_reserve(&k->records, extra);
+}
+
+void wsl_cork_thread_exit(void) {
+  while (spares > 0)
+    wsl_buf_free(&spare[--spares]);
+}
+
 static trailer_t trailer_at(const wsl_cork_t *k, size_t end) {
   trailer_t t;
   memcpy(&t, k->records.data + end - sizeof t, sizeof t);
@@ -33,7 +60,7 @@ static void put_trailer(wsl_cork_t *k, size_t len, size_t kind) {
 int wsl_cork_copy(wsl_cork_t *k, const void *data, size_t len) {
   if (len == 0)
     return 0;
-  if (wsl_buf_reserve(&k->records, len + sizeof(trailer_t)) != 0)
+  if (reserve(k, len + sizeof(trailer_t)) != 0)
     return -1;
   size_t joined = 0;
   if (k->pieces) {
@@ -54,7 +81,7 @@ int wsl_cork_copy(wsl_cork_t *k, const void *data, size_t len) {
 }
 
 int wsl_cork_share(wsl_cork_t *k, wsl_shared_frame_t *f) {
-  if (wsl_buf_reserve(&k->records, sizeof f + sizeof(trailer_t)) != 0)
+  if (reserve(k, sizeof f + sizeof(trailer_t)) != 0)
     return -1;
   f->refs++;
   memcpy(k->records.data + k->records.len, &f, sizeof f);
@@ -117,6 +144,13 @@ static void release_one(void *ud, size_t i, char *data, size_t len,
 
 void wsl_cork_free(wsl_cork_t *k) {
   each_back(k, release_one, NULL);
-  wsl_buf_free(&k->records);
+  if (k->records.cap > 0 && k->records.cap <= SPARE_CAP_MAX &&
+      spares < SPARES) {
+    k->records.len = 0;
+    spare[spares++] = k->records;
+    k->records = (wsl_buf_t)WSL_BUF_INIT;
+  } else {
+    wsl_buf_free(&k->records);
+  }
   k->bytes = k->pieces = 0;
 }

@@ -34,7 +34,11 @@ int wsl_cork_share(wsl_cork_t *k, struct wsl_shared_frame *f);
 void wsl_cork_fill(const wsl_cork_t *k, uv_buf_t *bufs,
                    struct wsl_shared_frame **shared);
 
-/* Releases the references and the memory; the cork is empty after. */
+/* Releases the references and the memory (a small buffer is kept for the
+ * thread's next cork); the cork is empty after. */
 void wsl_cork_free(wsl_cork_t *k);
+
+/* Frees the buffers kept for the thread's corks (wsl_conn_thread_exit). */
+void wsl_cork_thread_exit(void);
 
 #endif
