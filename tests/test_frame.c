@@ -92,6 +92,17 @@ static int record(transcript_t *t, const wsl_frame_event_t *ev,
       return breach(t, "more payload than the length");
     wsl_buf_append(&t->payload, ev->data, ev->len);
     return 1;
+  case WSL_FRAME_WHOLE:
+    if (t->open || t->n == MAX_FRAMES || ev->len != ev->header.length ||
+        ev->data + ev->len != at + used || ev->data < at)
+      return breach(t, "WHOLE inside a frame or not the whole frame in place");
+    f = &t->f[t->n++];
+    f->h = ev->header;
+    f->off = t->payload.len;
+    f->len = ev->len;
+    f->ended = 1;
+    wsl_buf_append(&t->payload, ev->data, ev->len);
+    return 1;
   case WSL_FRAME_END:
     if (!t->open || used != 0 || !header_eq(&ev->header, &f->h) ||
         f->len != f->h.length)
@@ -109,6 +120,11 @@ static int record(transcript_t *t, const wsl_frame_event_t *ev,
   return breach(t, "unknown event");
 }
 
+/* The parse function the runs use: wsl_frame_parse, or
+ * wsl_frame_parse_whole, which must report the same frames. */
+static size_t (*parse)(wsl_frame_parser_t *, uint8_t *, size_t,
+                       wsl_frame_event_t *) = wsl_frame_parse;
+
 /* Runs the parser over one chunk the way a caller must: until NEED_MORE or
  * ERROR. Returns 1 when the run is over (an error or a breach). */
 static int feed(wsl_frame_parser_t *p, uint8_t *b, size_t len,
@@ -116,7 +132,7 @@ static int feed(wsl_frame_parser_t *p, uint8_t *b, size_t len,
   size_t guard = 4 * len + 8;
   while (guard--) {
     wsl_frame_event_t ev;
-    size_t used = wsl_frame_parse(p, b, len, &ev);
+    size_t used = parse(p, b, len, &ev);
     if (!record(t, &ev, b, len, used))
       return 1;
     b += used;
@@ -126,10 +142,9 @@ static int feed(wsl_frame_parser_t *p, uint8_t *b, size_t len,
     if (ev.kind == WSL_FRAME_ERROR) {
       /* The error is sticky, with or without more bytes. */
       wsl_frame_event_t again;
-      if (wsl_frame_parse(p, b, len, &again) != 0 ||
-          again.kind != WSL_FRAME_ERROR || again.close_code != ev.close_code ||
-          again.reason != ev.reason || wsl_frame_parse(p, b, 0, &again) != 0 ||
-          again.kind != WSL_FRAME_ERROR)
+      if (parse(p, b, len, &again) != 0 || again.kind != WSL_FRAME_ERROR ||
+          again.close_code != ev.close_code || again.reason != ev.reason ||
+          parse(p, b, 0, &again) != 0 || again.kind != WSL_FRAME_ERROR)
         breach(t, "error not sticky");
       return 1;
     }
@@ -224,6 +239,21 @@ static void check_splits(const cfg_t *c, const uint8_t *in, size_t n,
   drive(c, in, n, cuts, n ? n - 1 : 0, &t);
   check_same(whole, &t, "byte by byte", 0, 0);
   transcript_free(&t);
+  /* wsl_frame_parse_whole, fed whole, split at every point and byte by
+   * byte, reports the same frames. */
+  parse = wsl_frame_parse_whole;
+  drive(c, in, n, NULL, 0, &t);
+  check_same(whole, &t, "whole frames, whole", 0, 0);
+  transcript_free(&t);
+  for (size_t i = 0; i <= n; i++) {
+    drive(c, in, n, &i, 1, &t);
+    check_same(whole, &t, "whole frames, split at", i, 0);
+    transcript_free(&t);
+  }
+  drive(c, in, n, cuts, n ? n - 1 : 0, &t);
+  check_same(whole, &t, "whole frames, byte by byte", 0, 0);
+  transcript_free(&t);
+  parse = wsl_frame_parse;
   free(cuts);
 }
 

@@ -316,13 +316,30 @@ static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
   return 0;
 }
 
+/* Returns 0 to go on, -1 when the connection failed. */
+static int on_header(wsl_conn_t *c, const wsl_frame_header_t *h) {
+  if (h->opcode >= WSL_OP_CLOSE) {
+    /* The frame parser has checked the length: 125 at most. */
+    c->ctrl_len = 0;
+    if (h->length && (c->ctrl = malloc((size_t)h->length)) == NULL) {
+      wsl__conn_fail(c, 1011, "out of memory");
+      return -1;
+    }
+  } else if (h->first) {
+    c->msg_opcode = h->message_opcode;
+    c->msg_compressed = h->compressed;
+    c->utf8 = WSL_UTF8_ACCEPT;
+  }
+  return 0;
+}
+
 static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
   c->stats.bytes_in += len;
   c->last_read_ms = uv_now(c->tcp.loop);
   c->ping_outstanding = 0;
   wsl_frame_event_t ev;
   while (!c->handles_closing && !c->close_after_flush) {
-    size_t used = wsl_frame_parse(&c->frames, data, len, &ev);
+    size_t used = wsl_frame_parse_whole(&c->frames, data, len, &ev);
     data += used;
     len -= used;
     switch (ev.kind) {
@@ -332,19 +349,15 @@ static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
       wsl__conn_fail(c, ev.close_code, ev.reason);
       return;
     case WSL_FRAME_HEADER:
-      if (ev.header.opcode >= WSL_OP_CLOSE) {
-        /* The frame parser has checked the length: 125 at most. */
-        c->ctrl_len = 0;
-        if (ev.header.length &&
-            (c->ctrl = malloc((size_t)ev.header.length)) == NULL) {
-          wsl__conn_fail(c, 1011, "out of memory");
-          return;
-        }
-      } else if (ev.header.first) {
-        c->msg_opcode = ev.header.message_opcode;
-        c->msg_compressed = ev.header.compressed;
-        c->utf8 = WSL_UTF8_ACCEPT;
-      }
+      if (on_header(c, &ev.header) != 0)
+        return;
+      break;
+    case WSL_FRAME_WHOLE: /* a frame in one piece: the three events in one */
+      if (on_header(c, &ev.header) != 0 ||
+          (ev.len && on_payload(c, &ev.header, ev.data, ev.len) != 0) ||
+          c->handles_closing || c->close_after_flush ||
+          on_frame_end(c, &ev.header) != 0)
+        return;
       break;
     case WSL_FRAME_PAYLOAD:
       if (on_payload(c, &ev.header, ev.data, ev.len) != 0)

@@ -195,6 +195,32 @@ size_t wsl_frame_parse(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
   }
 }
 
+size_t wsl_frame_parse_whole(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
+                             wsl_frame_event_t *ev) {
+  if (p->state != ST_HEADER || p->hdr_len != 0 || len < 2 ||
+      len < header_size(buf[1]))
+    return wsl_frame_parse(p, buf, len, ev);
+  /* The whole header is here: decoded at once, not a byte at a time. */
+  memset(ev, 0, sizeof *ev);
+  const char *reason = check_start(p, buf[0], buf[1]);
+  if (reason)
+    return fail(p, ev, CLOSE_PROTOCOL, reason, 2);
+  size_t used = header_size(buf[1]);
+  memcpy(p->hdr, buf, used);
+  used = finish_header(p, ev, used);
+  if (ev->kind != WSL_FRAME_HEADER || p->cur.length > len - used)
+    return used; /* an error, or the payload follows in pieces */
+  size_t n = (size_t)p->cur.length;
+  if (n && p->cur.masked)
+    wsl_frame_mask(buf + used, n, p->cur.mask, 0);
+  p->pos = n;
+  p->state = ST_HEADER;
+  ev->kind = WSL_FRAME_WHOLE;
+  ev->data = buf + used;
+  ev->len = n;
+  return used + n;
+}
+
 size_t wsl_frame_header_encode(uint8_t out[WSL_FRAME_HEADER_MAX], int fin,
                                int rsv, int opcode, uint64_t length,
                                const uint8_t *mask) {

@@ -39,6 +39,9 @@ typedef enum {
                           caller's buffer */
   WSL_FRAME_END,       /* the current frame is complete (ev->header is its
                           header again) */
+  WSL_FRAME_WHOLE,     /* wsl_frame_parse_whole only: a whole frame,
+                          ev->header with its payload in ev->data, ev->len
+                          (unmasked in place); no END follows */
   WSL_FRAME_ERROR      /* ev->close_code (1002 protocol error, 1009 too big)
                           and ev->reason, a static string naming the rule */
 } wsl_frame_event_kind_t;
@@ -114,6 +117,13 @@ void wsl_frame_parser_init(wsl_frame_parser_t *p, wsl_role_t role);
  * Rules are those of RFC 6455 §5.2-5.5 (see frame.c). */
 size_t wsl_frame_parse(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
                        wsl_frame_event_t *ev);
+
+/* The same, except that a frame whose header and payload are all in buf
+ * comes as one WHOLE event rather than HEADER, PAYLOAD and END: one call
+ * for a small frame instead of three (the common case, on every message's
+ * path). Other frames come as wsl_frame_parse reports them. */
+size_t wsl_frame_parse_whole(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
+                             wsl_frame_event_t *ev);
 
 /* Writes a frame header with the minimal length encoding; returns its size
  * (2 to 14). rsv is given as in byte 0; mask is 4 bytes, or NULL for an
