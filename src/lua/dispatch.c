@@ -27,7 +27,8 @@ typedef struct {
   int settle;   /* settle(co, budget, on_error, ok, ...) for the rest */
   int member;   /* the metatable of an endpoint's clients */
   int message;  /* the metatable of messages */
-  int pool;     /* a table of idle coroutines, pool[1..pooled] */
+  const void *member_mt; /* the member table itself, compared by address */
+  int pool;              /* a table of idle coroutines, pool[1..pooled] */
   int pooled;
 } dispatch_t;
 
@@ -41,6 +42,7 @@ typedef struct run {
   const wsl_message_t *msgs;
   size_t n, next; /* msgs[next] is the next one to run */
   lua_State *co;  /* the coroutine that takes them now, or NULL */
+  int kind;       /* ON_DATA or ON_MESSAGE: what the handler takes */
   int general;    /* 1: not an endpoint's client (conn.c delivers them) */
   struct run *outer;
 } run_t;
@@ -161,9 +163,8 @@ enum { NOT_ENDPOINT, NO_HANDLER, ON_DATA, ON_MESSAGE };
 static int endpoint_handler(lua_State *L, int owner, lua_Number *budget) {
   if (d.L == NULL || d.L != wsl_vm()->L || !lua_getmetatable(L, owner))
     return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, d.member);
-  int member = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  int member = lua_topointer(L, -1) == d.member_mt;
+  lua_pop(L, 1);
   if (!member)
     return 0;
   int top = lua_gettop(L);
@@ -234,11 +235,12 @@ static int deliver(lua_State *L) {
   return 0;
 }
 
-/* The body of a run's coroutine: the handler function (at 1; of the kind
- * at 4) with the handler and the client (at 2, 3) for each message of the
- * run while the coroutine is the one the run resumes. A handler that waits
- * leaves the rest to another coroutine: when it is resumed later and returns,
- * the run has moved on (or ended), and this ends too. */
+/* The body of a run's coroutine: the handler function (at 1) with the
+ * handler and the client (at 2, 3) for each message of the run while the
+ * coroutine is the one the run resumes. A handler that waits leaves the
+ * rest to another coroutine: when it is resumed later and returns, the run
+ * has moved on (or ended), and this ends too. Each call leaves the stack
+ * as it found it (3 values): nothing to reset between them. */
 static int take_messages(lua_State *co, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
@@ -249,12 +251,11 @@ static int take_messages(lua_State *co, int status, lua_KContext ctx) {
       return 0;
     const wsl_message_t *m = &r->msgs[r->next++];
     wsl_budget_restart();
-    lua_settop(co, 4);
     lua_pushvalue(co, 1);
     lua_pushvalue(co, 2);
     lua_pushvalue(co, 3);
-    int n = push_arguments(co, (int)lua_tointeger(co, 4),
-                           m->opcode == WSL_OP_BINARY, m->data, m->len);
+    int n = push_arguments(co, r->kind, m->opcode == WSL_OP_BINARY, m->data,
+                           m->len);
     lua_callk(co, 2 + n, 0, 0, take_messages);
   }
 }
@@ -278,13 +279,13 @@ static int run_messages(lua_State *L) {
     r->next = r->n;
     return 0;
   }
+  r->kind = kind;
   while (r->next < r->n && wsl_conn_state(r->c) == WSL_CONN_OPEN) {
     lua_pushvalue(L, lua_upvalueindex(K_COUNT)); /* run_body */
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
     lua_pushvalue(L, 1);
-    lua_pushinteger(L, kind);
-    call(L, budget, 1, 4, r);
+    call(L, budget, 1, 3, r);
   }
   return 0;
 }
@@ -319,7 +320,7 @@ void wsl_dispatch_push(lua_State *L) {
 
 size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
                              const wsl_message_t *msgs, size_t n) {
-  run_t r = {c, msgs, n, 0, NULL, 0, running};
+  run_t r = {c, msgs, n, 0, NULL, 0, 0, running};
   make_closures(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, run_ref);
   lua_insert(L, -2);
@@ -339,6 +340,7 @@ static int dispatch_init(lua_State *L) {
   if (d.L != wsl_vm()->L) {
     d.L = wsl_vm()->L;
     d.pooled = 0;
+    d.member_mt = NULL;
     lua_newtable(L);
     d.pool = luaL_ref(L, LUA_REGISTRYINDEX);
     for (int i = 0; i < 4; i++)
@@ -349,6 +351,8 @@ static int dispatch_init(lua_State *L) {
       lua_pop(L, 1);
       continue;
     }
+    if (refs[i] == &d.member)
+      d.member_mt = lua_topointer(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
     *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }

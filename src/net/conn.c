@@ -674,10 +674,8 @@ static int queue_writev(wsl_conn_t *c, const uv_buf_t *bufs, unsigned n,
   if (shared && c->tls == NULL && n == 1 && len >= SHARE_MIN) {
     if (wsl_cork_share(&c->cork, shared) != 0)
       return UV_ENOMEM;
-  } else {
-    for (unsigned i = 0; i < n; i++)
-      if (wsl_cork_copy(&c->cork, bufs[i].base, bufs[i].len) != 0)
-        return UV_ENOMEM;
+  } else if (wsl_cork_copyv(&c->cork, bufs, n) != 0) {
+    return UV_ENOMEM;
   }
   if (wsl__flush_list(c) != 0)
     return wsl__conn_flush(c);

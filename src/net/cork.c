@@ -57,7 +57,10 @@ static void put_trailer(wsl_cork_t *k, size_t len, size_t kind) {
   k->records.len += sizeof t;
 }
 
-int wsl_cork_copy(wsl_cork_t *k, const void *data, size_t len) {
+int wsl_cork_copyv(wsl_cork_t *k, const uv_buf_t *bufs, unsigned n) {
+  size_t len = 0;
+  for (unsigned i = 0; i < n; i++)
+    len += bufs[i].len;
   if (len == 0)
     return 0;
   if (reserve(k, len + sizeof(trailer_t)) != 0)
@@ -71,8 +74,10 @@ int wsl_cork_copy(wsl_cork_t *k, const void *data, size_t len) {
       joined = last.len;
     }
   }
-  memcpy(k->records.data + k->records.len, data, len);
-  k->records.len += len;
+  for (unsigned i = 0; i < n; i++) {
+    memcpy(k->records.data + k->records.len, bufs[i].base, bufs[i].len);
+    k->records.len += bufs[i].len;
+  }
   put_trailer(k, joined + len, COPY);
   if (joined == 0)
     k->pieces++;

@@ -24,9 +24,11 @@ typedef struct {
 #define WSL_CORK_INIT                                                          \
   { WSL_BUF_INIT, 0, 0 }
 
-/* Each returns 0, or -1 out of memory (the cork is then unchanged). A copy
- * right after a copy joins it: one buffer. share takes a reference. */
-int wsl_cork_copy(wsl_cork_t *k, const void *data, size_t len);
+/* Each returns 0, or -1 out of memory (the cork is then unchanged).
+ * copyv copies the n buffers one after another (a frame's header and
+ * payload: one reserve, one record); a copy right after a copy joins it:
+ * one buffer. share takes a reference. */
+int wsl_cork_copyv(wsl_cork_t *k, const uv_buf_t *bufs, unsigned n);
 int wsl_cork_share(wsl_cork_t *k, struct wsl_shared_frame *f);
 
 /* Fills bufs (k->pieces of them) with the cork's bytes in order, and
