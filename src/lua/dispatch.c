@@ -21,6 +21,14 @@
 /* What a pooled coroutine yields when its call has returned (core.IDLE). */
 static const char idle_tag;
 
+/* Idle coroutines, each waiting in its body's yield for the next call:
+ * table[1..n] (a slot above n may still name a coroutine taken from it,
+ * until it is filled again: at most POOL_MAX of them). */
+typedef struct {
+  int table;
+  int n;
+} pool_t;
+
 typedef struct {
   lua_State *L; /* the VM these references belong to; NULL: not set up */
   int worker;   /* the body of a pooled coroutine (scheduler.lua) */
@@ -28,8 +36,8 @@ typedef struct {
   int member;   /* the metatable of an endpoint's clients */
   int message;  /* the metatable of messages */
   const void *member_mt; /* the member table itself, compared by address */
-  int pool;              /* a table of idle coroutines, pool[1..pooled] */
-  int pooled;
+  pool_t workers;        /* running worker: calls of any function */
+  pool_t runners;        /* running run_body: runs of whole messages */
 } dispatch_t;
 
 /* One VM per thread. */
@@ -49,45 +57,40 @@ typedef struct run {
 
 static _Thread_local run_t *running;
 
-/* Runs the function under nargs arguments on top of L's stack in a pooled
- * coroutine, under budget (seconds, 0: none); on_error (a stack index) is
- * what scheduler settle calls if it fails. Pops the function and
- * arguments. With run, the coroutine takes the run's messages while it is
- * being resumed. */
-static void call(lua_State *L, lua_Number budget, int on_error, int nargs,
-                 run_t *run) {
-  int n = nargs + 1;
+/* Resumes a coroutine from the pool, or a new one running body (a registry
+ * reference), with the nvalues values on top of L's stack, under budget
+ * (seconds, 0: none); on_error (a stack index) is what scheduler settle
+ * calls if it fails. Pops the values. A coroutine that yields IDLE goes
+ * back to the pool; one that waits or fails goes to settle. With run, the
+ * coroutine takes the run's messages while it is being resumed. */
+static void call(lua_State *L, lua_Number budget, int on_error, int nvalues,
+                 pool_t *pool, int body, run_t *run) {
+  int base = lua_gettop(L) - nvalues + 1;
   lua_State *co;
-  if (d.pooled > 0) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d.pool);
-    lua_rawgeti(L, -1, d.pooled);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, d.pooled--);
-    lua_remove(L, -2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, pool->table);
+  if (pool->n > 0) {
+    lua_rawgeti(L, -1, pool->n--);
     co = lua_tothread(L, -1);
   } else {
     co = lua_newthread(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d.worker);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, body);
     lua_xmove(L, co, 1);
   }
-  luaL_checkstack(co, n, "handler arguments");
-  /* The coroutine stays on L's stack, below its arguments, while it runs:
-   * nothing else holds it. */
-  lua_insert(L, -(n + 1));
+  /* The pool and the coroutine go below the values: the coroutine stays on
+   * L's stack while it runs (nothing else may hold it). */
+  lua_rotate(L, base, 2);
+  luaL_checkstack(co, nvalues, "handler arguments");
   int nres;
   if (run)
     run->co = co;
-  int status = wsl_budget_resume(L, co, budget, n, &nres);
+  int status = wsl_budget_resume(L, co, budget, nvalues, &nres);
   if (run)
     run->co = NULL;
   if (status == LUA_YIELD && nres == 1 && lua_touserdata(co, -1) == &idle_tag) {
     lua_pop(co, 1);
-    if (d.pooled < POOL_MAX) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, d.pool);
-      lua_insert(L, -2);
-      lua_rawseti(L, -2, ++d.pooled);
-    }
-    lua_pop(L, 1);
+    if (pool->n < POOL_MAX)
+      lua_rawseti(L, base, ++pool->n);
+    lua_settop(L, base - 1);
     return;
   }
   int ok = status == LUA_OK || status == LUA_YIELD;
@@ -103,6 +106,7 @@ static void call(lua_State *L, lua_Number budget, int on_error, int nargs,
   lua_pushboolean(L, ok);
   lua_xmove(co, L, moved);
   lua_call(L, 4 + moved, 0);
+  lua_settop(L, base - 1);
 }
 
 /* core.call(budget, on_error, fn, ...): fn(...) in a pooled coroutine (see
@@ -110,7 +114,7 @@ static void call(lua_State *L, lua_Number budget, int on_error, int nargs,
 static int dispatch_call(lua_State *L) {
   lua_Number budget = luaL_optnumber(L, 1, 0);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  call(L, budget, 2, lua_gettop(L) - 3, NULL);
+  call(L, budget, 2, lua_gettop(L) - 2, &d.workers, d.worker, NULL);
   return 0;
 }
 
@@ -218,7 +222,7 @@ static int whole_message(lua_State *L, int owner) {
   size_t len;
   const char *body = lua_tolstring(L, 2, &len);
   int n = push_arguments(L, kind, lua_toboolean(L, 3), body, len);
-  call(L, budget, owner, 2 + n, NULL);
+  call(L, budget, owner, 3 + n, &d.workers, d.worker, NULL);
   lua_settop(L, top);
   return 1;
 }
@@ -235,34 +239,46 @@ static int deliver(lua_State *L) {
   return 0;
 }
 
-/* The body of a run's coroutine: the handler function (at 1) with the
- * handler and the client (at 2, 3) for each message of the run while the
- * coroutine is the one the run resumes. A handler that waits leaves the
- * rest to another coroutine: when it is resumed later and returns, the run
- * has moved on (or ended), and this ends too. Each call leaves the stack
- * as it found it (3 values): nothing to reset between them. */
-static int take_messages(lua_State *co, int status, lua_KContext ctx) {
+/* The body of a run's coroutine, resumed with (fn, handler, client): fn
+ * with the handler and the client for each message of the run while the
+ * coroutine is the one the run resumes; then it yields IDLE and waits, in
+ * the pool, for the next run's three. All in C, with continuations: a Lua
+ * body between the runs cost about as much as a message. A handler that
+ * waits leaves the rest to another coroutine: when it is resumed later and
+ * returns, the run has moved on (or ended), and this yields IDLE to
+ * whoever resumed it (the scheduler then forgets it). */
+static int run_body(lua_State *co, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   for (;;) {
     run_t *r = running;
     if (r == NULL || r->co != co || r->next >= r->n ||
-        wsl_conn_state(r->c) != WSL_CONN_OPEN)
-      return 0;
+        wsl_conn_state(r->c) != WSL_CONN_OPEN) {
+      lua_settop(co, 0);
+      lua_pushlightuserdata(co, (void *)&idle_tag);
+      return lua_yieldk(co, 1, 0, run_body);
+    }
     const wsl_message_t *m = &r->msgs[r->next++];
     wsl_budget_restart();
+    /* Each call leaves the stack as it found it: fn, handler, client. */
     lua_pushvalue(co, 1);
     lua_pushvalue(co, 2);
     lua_pushvalue(co, 3);
     int n = push_arguments(co, r->kind, m->opcode == WSL_OP_BINARY, m->data,
                            m->len);
-    lua_callk(co, 2 + n, 0, 0, take_messages);
+    lua_callk(co, 2 + n, 0, 0, run_body);
   }
 }
 
-static int run_body(lua_State *co) {
-  return take_messages(co, LUA_OK, 0);
+static int run_start(lua_State *co) {
+  return run_body(co, LUA_OK, 0);
 }
+
+/* deliver, run_messages and run_start, as closures over the keys, made once
+ * per VM. */
+static _Thread_local lua_State *closures_vm;
+static _Thread_local int deliver_ref = LUA_NOREF, run_ref = LUA_NOREF,
+                         run_start_ref = LUA_NOREF;
 
 /* run_messages(owner, run): the run's messages, in as few coroutines as
  * their handlers allow (one unless a handler waits). Marks the run general
@@ -281,18 +297,13 @@ static int run_messages(lua_State *L) {
   }
   r->kind = kind;
   while (r->next < r->n && wsl_conn_state(r->c) == WSL_CONN_OPEN) {
-    lua_pushvalue(L, lua_upvalueindex(K_COUNT)); /* run_body */
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
     lua_pushvalue(L, 1);
-    call(L, budget, 1, 3, r);
+    call(L, budget, 1, 3, &d.runners, run_start_ref, r);
   }
   return 0;
 }
-
-/* deliver and run_messages, as closures over the keys, made once per VM. */
-static _Thread_local lua_State *closures_vm;
-static _Thread_local int deliver_ref = LUA_NOREF, run_ref = LUA_NOREF;
 
 static void push_keys(lua_State *L) {
   for (int k = K_ENDPOINT; k < K_COUNT; k++)
@@ -307,10 +318,11 @@ static void make_closures(lua_State *L) {
   lua_pushcclosure(L, deliver, K_COUNT - 1);
   deliver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   push_keys(L);
-  push_keys(L);
-  lua_pushcclosure(L, run_body, K_COUNT - 1);
-  lua_pushcclosure(L, run_messages, K_COUNT);
+  lua_pushcclosure(L, run_messages, K_COUNT - 1);
   run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  push_keys(L);
+  lua_pushcclosure(L, run_start, K_COUNT - 1);
+  run_start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 void wsl_dispatch_push(lua_State *L) {
@@ -339,10 +351,11 @@ static int dispatch_init(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   if (d.L != wsl_vm()->L) {
     d.L = wsl_vm()->L;
-    d.pooled = 0;
     d.member_mt = NULL;
     lua_newtable(L);
-    d.pool = luaL_ref(L, LUA_REGISTRYINDEX);
+    d.workers = (pool_t){luaL_ref(L, LUA_REGISTRYINDEX), 0};
+    lua_newtable(L);
+    d.runners = (pool_t){luaL_ref(L, LUA_REGISTRYINDEX), 0};
     for (int i = 0; i < 4; i++)
       *refs[i] = LUA_NOREF;
   }

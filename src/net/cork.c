@@ -75,6 +75,8 @@ int wsl_cork_copyv(wsl_cork_t *k, const uv_buf_t *bufs, unsigned n) {
     }
   }
   for (unsigned i = 0; i < n; i++) {
+    if (bufs[i].len == 0) /* an empty payload may have no pointer */
+      continue;
     memcpy(k->records.data + k->records.len, bufs[i].base, bufs[i].len);
     k->records.len += bufs[i].len;
   }
