@@ -12,6 +12,68 @@ local function echo_host(handler, opts)
   return wslua.host { wslua.router():get("/ws", wslua.websocket(handler, opts)) }
 end
 
+describe("an idle client", function()
+  -- What every open connection costs: the client table holds only what is
+  -- its own (8 fields at most, so 8 hash nodes); what clients share (the
+  -- agreement, compressed, closed, the route) is read through its kind.
+  it("holds 8 fields at most and reads the documented ones", function()
+    local seen = {}
+    local handler = {}
+    function handler:on_handshake(req, res)
+      res.protocol = req.protocols[1]
+    end
+    function handler:on_open(client)
+      local n = 0
+      for _ in pairs(client) do
+        n = n + 1
+      end
+      seen[#seen + 1] = {
+        fields = n, id = client.id, path = client.path, data = type(client.data),
+        remote = client.remote_addr, peer = client.peer_addr,
+        protocol = client.protocol, extensions = client.extensions,
+        compressed = client.compressed, closed = client.closed,
+      }
+    end
+    local closed = {}
+    function handler:on_close(client)
+      -- The final counts, kept by the handle once its connection is gone.
+      local _, _, messages_in = client.conn:stats()
+      closed[client.id] = { closed = client.closed, messages_in = messages_in }
+    end
+    local server = h.serve(wslua.host { wslua.router()
+      :get("/ws", wslua.websocket(handler, { compression = true })) })
+    h.run(function()
+      local plain = assert(wslua.connect(server:url("/ws")))
+      local packed = assert(wslua.connect(server:url("/ws"),
+        { compression = true, protocols = { "chat" } }))
+      h.wait_for(function() return #seen == 2 end)
+      for _, s in ipairs(seen) do
+        assert.is_true(s.fields <= 8)
+        assert.is_number(s.id)
+        assert.equal("/ws", s.path)
+        assert.equal("table", s.data)
+        assert.matches("^127%.0%.0%.1:%d+$", s.remote)
+        assert.equal(s.remote, s.peer)
+        assert.is_false(s.closed)
+      end
+      assert.is_nil(seen[1].protocol)
+      assert.is_nil(seen[1].extensions)
+      assert.is_false(seen[1].compressed)
+      assert.equal("chat", seen[2].protocol)
+      assert.matches("^permessage%-deflate", seen[2].extensions)
+      assert.is_true(seen[2].compressed)
+      plain:send("one")
+      plain:send("two")
+      plain:close()
+      packed:close()
+      h.wait_for(function() return closed[seen[1].id] and closed[seen[2].id] end)
+      assert.same({ closed = true, messages_in = 2 }, closed[seen[1].id])
+      assert.same({ closed = true, messages_in = 0 }, closed[seen[2].id])
+      h.stop(server)
+    end)
+  end)
+end)
+
 describe("a websocket endpoint", function()
   it("echoes text and binary messages through wslua.connect", function()
     local server = h.serve(echo_host())

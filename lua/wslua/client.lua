@@ -8,6 +8,11 @@ local Message = require "wslua.message"
 local Client = {}
 Client.__index = Client
 
+-- Defaults, read through __index (a table, not a function): a field a
+-- client holds costs every idle connection a node of its table.
+Client.closed = false     -- true once the connection is gone
+Client.compressed = false -- true when permessage-deflate is on
+
 -- buffer_limit: the most bytes of a message held unread (max_message).
 function Client.new(conn, endpoint, buffer_limit)
   return setmetatable({
@@ -21,7 +26,6 @@ function Client.new(conn, endpoint, buffer_limit)
     -- inbox_waiter: the coroutine in next_message()
     -- current: the message now arriving, when it came in pieces
     -- drain_waiters: coroutines in client:drain()
-    closed = false,
   }, Client)
 end
 
@@ -115,8 +119,9 @@ function Client:is_open()
 end
 
 -- A new message starts or continues; returns it when it is new, so the
--- caller can hand it to a handler.
-function Client:_data(piece, binary, first, last)
+-- caller can hand it to a handler. limit: the most bytes held unread
+-- (default self.buffer_limit).
+function Client:_data(piece, binary, first, last, limit)
   if first and last then
     self.current = nil
     return Message.whole(binary, piece)
@@ -124,7 +129,7 @@ function Client:_data(piece, binary, first, last)
   local msg = self.current
   local fresh = false
   if first or msg == nil then
-    msg = Message.new(binary, self.buffer_limit)
+    msg = Message.new(binary, limit or self.buffer_limit)
     self.current = msg
     fresh = true
   end

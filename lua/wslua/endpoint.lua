@@ -8,7 +8,6 @@ local core = require "wslua.core"
 local log = require "wslua.log"
 local observe = require "wslua.observe"
 local options = require "wslua.options"
-local owners = require "wslua.owners"
 local scheduler = require "wslua.scheduler"
 local topics = require "wslua.topics"
 local Client = require "wslua.client"
@@ -74,6 +73,8 @@ function Endpoint.new(handler, opts)
       ping_interval = opts.ping_interval,
       compression = options.compression("websocket options", opts.compression),
     },
+    -- What msg:read() may hold of a message in pieces (Client._data).
+    buffer_limit = opts.max_message or MiB,
     clients_by_id = {},
     count = 0,
     started = false,
@@ -136,9 +137,16 @@ end
 -- these clients. A field added to endpoints is either configuration (copy it
 -- here) or state (leave it).
 function Endpoint:_adopt(new)
+  if new.buffer_limit ~= self.buffer_limit then
+    -- Clients read the endpoint's limit unless they hold their own.
+    for _, client in pairs(self.clients_by_id) do
+      client.buffer_limit = client.buffer_limit or self.buffer_limit
+    end
+  end
   self.handler = new.handler
   self.options = new.options
   self.ws_options = new.ws_options
+  self.buffer_limit = new.buffer_limit
   for k in pairs(new) do
     new[k] = nil
   end
@@ -318,13 +326,14 @@ end
 function Member:_data(piece, binary, first, last)
   local h = self.endpoint.handler
   if first and last and type(h) == "table" and h.on_message then
-    return call(self.budget, self, h.on_message, h, self, piece, binary)
+    return call(self.conn:_budget(), self, h.on_message, h, self, piece, binary)
   end
   local msg
   if first and last then
     msg = whole(binary, piece)
   else
-    msg = Client._data(self, piece, binary, first, last)
+    msg = Client._data(self, piece, binary, first, last,
+      self.buffer_limit or self.endpoint.buffer_limit)
     if not msg then
       return
     end
@@ -333,19 +342,48 @@ function Member:_data(piece, binary, first, last)
     return self:_deliver(msg)
   end
   if h.on_message then
-    call(self.budget, self, read_whole, h, self, msg)
+    call(self.conn:_budget(), self, read_whole, h, self, msg)
   elseif h.on_data then
-    call(self.budget, self, h.on_data, h, self, msg)
+    call(self.conn:_budget(), self, h.on_data, h, self, msg)
   end
 end
 
 core.dispatch_init { member = Member }
 
+-- What clients of one kind share, as the metatable they read it through:
+-- a copy of Member with the route's label (_label), _quiet, the extensions
+-- agreed and compressed. Few kinds (routes x agreements, both the server's
+-- choice: a peer cannot make more), each one table, where these fields in
+-- every client would double its table (16 nodes instead of 8). The C path
+-- knows each kind's metatable (dispatch_init); a kind past its room goes
+-- the general way, through _data.
+local kinds = {}
+
+local function kind_of(label, quiet, extensions)
+  local key = label .. (quiet and "\0q\0" or "\0\0") .. (extensions or "")
+  local kind = kinds[key]
+  if kind then
+    return kind
+  end
+  kind = {}
+  for k, v in pairs(Member) do
+    kind[k] = v
+  end
+  kind.__index = kind
+  kind._label = label
+  kind._quiet = quiet or nil
+  kind.extensions = extensions
+  kind.compressed = extensions ~= nil
+  core.dispatch_init { member = kind }
+  kinds[key] = kind
+  return kind
+end
+
 function Member:_drained()
   Client._drained(self)
   local h = self.endpoint.handler
   if type(h) == "table" and h.on_drain then
-    call(self.budget, self, h.on_drain, h, self)
+    call(self.conn:_budget(), self, h.on_drain, h, self)
   end
 end
 
@@ -369,7 +407,7 @@ function Member:_closed(code, reason, err)
   observe.ws_close(self, code, reason, err)
   local h = endpoint.handler
   if type(h) == "table" and h.on_close then
-    call(self.budget, self, h.on_close, h, self, code, reason)
+    call(self.conn:_budget(), self, h.on_close, h, self, code, reason)
   end
 end
 
@@ -379,27 +417,41 @@ local function session(handler, client, req)
   client:close(1000)
 end
 
+-- An idle client is this table (7 fields, 8 with a subprotocol: its hash
+-- part is 8 nodes), its data table and its handle. What clients share is
+-- read through their kind (kind_of), the endpoint (buffer_limit) or Member
+-- (closed); the handler budget is kept in the handle (conn:_own).
 function Endpoint:_open(req, protocol, data, extensions)
-  local client = setmetatable(Client.new(req.conn, self, self.options.max_message or MiB),
-    Member)
-  client.remote_addr, client.peer_addr = req.remote_addr, req.peer_addr
-  client.protocol = protocol
-  client.extensions = extensions
-  client.compressed = extensions ~= nil
-  client.path = req.path
-  -- Its handler calls get the budget of the upgrade's (the listener's).
-  client.budget = scheduler.budget()
-  owners.set(req.conn, client)
+  local conn = req.conn
+  local label, quiet = observe.session(req)
+  local client = setmetatable({
+    conn = conn,
+    id = conn:id(),
+    endpoint = self,
+    data = {}, -- session state, the script's
+    remote_addr = req.remote_addr,
+    peer_addr = req.peer_addr,
+    path = req.path,
+  }, kind_of(label, quiet, extensions))
+  -- The peer's choice among its offers, when on_handshake passes it on:
+  -- per client, so that no peer can make kinds.
+  if protocol ~= nil then
+    client.protocol = protocol
+  end
+  -- Its owner (as owners.set), and the budget its handler calls get: the
+  -- upgrade's (the listener's), kept in the handle.
+  conn:_own(client, scheduler.budget())
   self.clients_by_id[client.id] = client
   self.count = self.count + 1
   observe.ws_open(client, req)
   -- Pooled coroutines, like every message's; a failure goes to
   -- client:_failed.
   local h = self.handler
+  local budget = conn:_budget()
   if type(h) == "function" then
-    call(client.budget, client, session, h, client, req)
+    call(budget, client, session, h, client, req)
   elseif h.on_open then
-    call(client.budget, client, h.on_open, h, client, data)
+    call(budget, client, h.on_open, h, client, data)
   end
 end
 

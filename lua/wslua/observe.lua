@@ -20,7 +20,7 @@ observe.routes = routes
 
 observe.http_requests = {} -- status -> responses
 observe.reload_failures = 0
-observe.live = {}          -- client -> true, for the open sessions
+observe.live = {}          -- client -> when it opened (clock()), for the open sessions
 
 local function route_stats(label)
   local r = routes[label]
@@ -115,20 +115,23 @@ end
 
 -- --- WebSocket sessions --------------------------------------------------
 
--- Called when a client is open (after the 101), with the upgrade request.
+-- What a session's access line needs from its upgrade request: the
+-- route's label, and whether the access log is off for its host (quiet).
+-- The client reads them as _label and _quiet (the endpoint puts them in
+-- what clients of one kind share, not in each client).
+function observe.session(req)
+  return observe.label(req), not access_log_on(req)
+end
+
+-- Called when a client is open (after the 101), with the upgrade request;
+-- client._label is set. When it opened is its entry in live (no table of
+-- its own: it would cost every idle connection).
 function observe.ws_open(client, req)
-  local label = observe.label(req)
+  local label = client._label
   local r = route_stats(label)
   r.opened = r.opened + 1
   r.open = r.open + 1
-  -- What the session's access line needs, as fields of the client (no
-  -- table of its own: it would cost every idle connection).
-  client._label = label
-  client._started = clock()
-  if not access_log_on(req) then
-    client._quiet = true
-  end
-  observe.live[client] = true
+  observe.live[client] = clock()
   if next(listeners) ~= nil and not client.endpoint.internal then
     emit { type = "open", id = client.id, route = label, path = req.path,
       remote = client.remote_addr }
@@ -160,7 +163,8 @@ end
 
 -- Called once when a client's connection is gone, before on_close runs.
 function observe.ws_close(client, code, reason, err)
-  if not client._started or not observe.live[client] then
+  local started = observe.live[client]
+  if not started then
     return
   end
   observe.live[client] = nil
@@ -179,7 +183,7 @@ function observe.ws_close(client, code, reason, err)
     return
   end
   local by = observe.closed_by(code, err, first)
-  local ms = ms_since(client._started)
+  local ms = ms_since(started)
   if logged then
     log.fields("info", "access", "kind", "websocket",
       "remote", client.remote_addr,

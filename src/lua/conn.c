@@ -17,11 +17,14 @@
 
 #define CONN_MT "wslua.Conn"
 
+/* User values: 1 the handler table while the connection lives, then its
+ * final counts (a string holding a wsl_conn_stats_t: every idle connection
+ * would otherwise carry room for them); 2 the owner (conn:_own). */
 typedef struct {
   wsl_conn_t *conn; /* NULL once the connection is gone */
-  int self_ref;     /* anchors the userdata while the connection lives */
   lua_Integer id;
-  wsl_conn_stats_t stats; /* the last counts, kept when the conn goes */
+  lua_Number budget; /* the owner's handler budget (conn:_own), 0: none */
+  int self_ref;      /* anchors the userdata while the connection lives */
 } lconn_t;
 
 /* Ids are unique in the process: worker w of n numbers its connections
@@ -57,10 +60,9 @@ wsl_conn_t *wsl_lua_conn_check(lua_State *L, int idx) {
 
 void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
   handlers_idx = lua_absindex(L, handlers_idx);
-  /* User values: 1 the handler table, 2 the owner (conn:_own). */
   lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 2);
   lc->conn = c;
-  memset(&lc->stats, 0, sizeof lc->stats);
+  lc->budget = 0;
   lc->id = next_seq++ * wsl_worker_count() + wsl_worker_id();
   luaL_setmetatable(L, CONN_MT);
   lua_pushvalue(L, handlers_idx);
@@ -212,7 +214,8 @@ static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
   lua_pushboolean(L, opcode == WSL_OP_BINARY);
   lua_pushboolean(L, first);
   lua_pushboolean(L, last);
-  wsl_vm_call(L, 5, "data handler");
+  lua_pushnumber(L, lc->budget);
+  wsl_vm_call(L, 6, "data handler");
 }
 
 /* The whole messages of one read: an endpoint's run together (dispatch.c),
@@ -237,9 +240,17 @@ static void on_close(wsl_conn_t *c, int code, const char *reason,
   lconn_t *lc = wsl_conn_data(c);
   if (lc == NULL)
     return;
-  wsl_conn_stats(c, &lc->stats);
+  int handler = push_handler(L, lc, "close");
+  /* The final counts replace the handler table, before the handler runs:
+   * it may read them (conn:stats()). */
+  wsl_conn_stats_t s;
+  wsl_conn_stats(c, &s);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+  lua_pushlstring(L, (const char *)&s, sizeof s);
+  lua_setiuservalue(L, -2, 1);
+  lua_pop(L, 1);
   lc->conn = NULL;
-  if (push_handler(L, lc, "close")) {
+  if (handler) {
     lua_pushinteger(L, code);
     lua_pushlstring(L, reason, reason_len);
     if (error)
@@ -608,9 +619,17 @@ static int conn_dropped(lua_State *L) {
  * counts once the connection is gone. */
 static int conn_stats(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
-  if (lc->conn)
-    wsl_conn_stats(lc->conn, &lc->stats);
-  const wsl_conn_stats_t *s = &lc->stats;
+  wsl_conn_stats_t final = {0}, *s = &final;
+  if (lc->conn) {
+    wsl_conn_stats(lc->conn, &final);
+  } else {
+    size_t len;
+    lua_getiuservalue(L, 1, 1);
+    const char *saved = lua_tolstring(L, -1, &len);
+    if (saved && len == sizeof final)
+      memcpy(&final, saved, sizeof final);
+    lua_pop(L, 1);
+  }
   lua_pushinteger(L, (lua_Integer)s->bytes_in);
   lua_pushinteger(L, (lua_Integer)s->bytes_out);
   lua_pushinteger(L, (lua_Integer)s->messages_in);
@@ -629,13 +648,33 @@ static int conn_id(lua_State *L) {
   return 1;
 }
 
-/* conn:_own(owner): the object whose _data method gets the connection's
- * message data (a Client); nil: none. Set by owners.set. */
+/* conn:_own(owner [, budget]): the object whose _data method gets the
+ * connection's message data (a Client); nil: none. Set by owners.set. With
+ * budget (seconds, nil: none), the owner's handler calls are held to it
+ * (conn:_budget(); dispatch.c reads it here, not from the owner: one field
+ * less for every idle client). */
 static int conn_own(lua_State *L) {
-  check_conn(L, 1);
+  lconn_t *lc = check_conn(L, 1);
+  if (!lua_isnone(L, 3))
+    lc->budget = luaL_optnumber(L, 3, 0);
   lua_settop(L, 2);
   lua_setiuservalue(L, 1, 2);
   return 0;
+}
+
+/* conn:_budget() -> the budget conn:_own set, or nil. */
+static int conn_budget(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  if (lc->budget > 0)
+    lua_pushnumber(L, lc->budget);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+lua_Number wsl_lua_conn_budget(const wsl_conn_t *c) {
+  const lconn_t *lc = wsl_conn_data(c);
+  return lc ? lc->budget : 0;
 }
 
 /* conn:_owner() -> what conn:_own set, or nil. */
@@ -781,6 +820,7 @@ static const luaL_Reg conn_methods[] = {
     {"compressed", conn_compressed},
     {"_own", conn_own},
     {"_owner", conn_owner},
+    {"_budget", conn_budget},
     {NULL, NULL},
 };
 

@@ -16,4 +16,7 @@ void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx);
  * once it is gone. */
 wsl_conn_t *wsl_lua_conn_check(lua_State *L, int idx);
 
+/* The handler budget (seconds, 0: none) its owner's calls get (conn:_own). */
+lua_Number wsl_lua_conn_budget(const wsl_conn_t *c);
+
 #endif

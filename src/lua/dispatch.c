@@ -12,11 +12,17 @@
 #include "lua/dispatch.h"
 
 #include "lua/budget.h"
+#include "lua/conn.h"
 #include "lua/runtime.h"
 #include "proto/frame.h"
 
 /* Coroutines kept idle for the next call. */
 #define POOL_MAX 64
+
+/* Metatables of endpoint clients known to the short path: one per kind of
+ * session (lua/wslua/endpoint.lua), so a handful. Clients of a kind past
+ * these take the general path (their _data method), only slower. */
+#define MEMBERS_MAX 32
 
 /* What a pooled coroutine yields when its call has returned (core.IDLE). */
 static const char idle_tag;
@@ -33,11 +39,13 @@ typedef struct {
   lua_State *L; /* the VM these references belong to; NULL: not set up */
   int worker;   /* the body of a pooled coroutine (scheduler.lua) */
   int settle;   /* settle(co, budget, on_error, ok, ...) for the rest */
-  int member;   /* the metatable of an endpoint's clients */
+  int members;  /* a list anchoring the metatables of endpoint clients */
   int message;  /* the metatable of messages */
-  const void *member_mt; /* the member table itself, compared by address */
-  pool_t workers;        /* running worker: calls of any function */
-  pool_t runners;        /* running run_body: runs of whole messages */
+  /* Those metatables, compared by address. */
+  const void *member_mts[MEMBERS_MAX];
+  int nmembers;
+  pool_t workers; /* running worker: calls of any function */
+  pool_t runners; /* running run_body: runs of whole messages */
 } dispatch_t;
 
 /* One VM per thread. */
@@ -125,15 +133,14 @@ enum {
   K_HANDLER,
   K_ON_DATA,
   K_ON_MESSAGE,
-  K_BUDGET,
   K_BINARY,
   K_BODY,
   K_DATA,
   K_COUNT /* one past the last */
 };
 static const char *const keys[] = {NULL,      "endpoint",   "handler",
-                                   "on_data", "on_message", "budget",
-                                   "binary",  "body",       "_data"};
+                                   "on_data", "on_message", "binary",
+                                   "body",    "_data"};
 #define KEY(k) lua_upvalueindex(k)
 
 /* Pushes t[key] (t at idx, metamethods honoured); returns its type. */
@@ -162,13 +169,16 @@ enum { NOT_ENDPOINT, NO_HANDLER, ON_DATA, ON_MESSAGE };
 
 /* When the owner at idx is an endpoint's client whose handler is a table:
  * pushes the function that takes its messages (nil: none) and the handler,
- * sets the budget, and returns which function it is (NO_HANDLER, ON_DATA,
- * ON_MESSAGE). For any other owner, NOT_ENDPOINT with nothing pushed. */
-static int endpoint_handler(lua_State *L, int owner, lua_Number *budget) {
+ * and returns which function it is (NO_HANDLER, ON_DATA, ON_MESSAGE). For
+ * any other owner, NOT_ENDPOINT with nothing pushed. */
+static int endpoint_handler(lua_State *L, int owner) {
   if (d.L == NULL || d.L != wsl_vm()->L || !lua_getmetatable(L, owner))
     return 0;
-  int member = lua_topointer(L, -1) == d.member_mt;
+  const void *mt = lua_topointer(L, -1);
   lua_pop(L, 1);
+  int member = 0;
+  for (int i = 0; i < d.nmembers && !member; i++)
+    member = mt == d.member_mts[i];
   if (!member)
     return 0;
   int top = lua_gettop(L);
@@ -183,10 +193,6 @@ static int endpoint_handler(lua_State *L, int owner, lua_Number *budget) {
     kind = get(L, top + 2, K_ON_DATA) == LUA_TNIL ? NO_HANDLER : ON_DATA;
   }
   lua_replace(L, top + 1); /* the function, handler */
-  *budget = 0;
-  if (get(L, owner, K_BUDGET) == LUA_TNUMBER)
-    *budget = lua_tonumber(L, -1);
-  lua_pop(L, 1);
   return kind;
 }
 
@@ -206,12 +212,12 @@ static int push_arguments(lua_State *L, int kind, int binary, const char *body,
 
 /* A whole message (body at 2, binary at 3) for an endpoint's client at
  * owner whose handler is a table: on_message(handler, client, body,
- * binary) or on_data(handler, client, msg) in a pooled coroutine. Returns
- * 0 when the owner is something else (the general path takes it). */
-static int whole_message(lua_State *L, int owner) {
+ * binary) or on_data(handler, client, msg) in a pooled coroutine, under
+ * budget. Returns 0 when the owner is something else (the general path
+ * takes it). */
+static int whole_message(lua_State *L, int owner, lua_Number budget) {
   int top = lua_gettop(L);
-  lua_Number budget;
-  int kind = endpoint_handler(L, owner, &budget);
+  int kind = endpoint_handler(L, owner);
   if (kind == NOT_ENDPOINT)
     return 0;
   if (kind == NO_HANDLER) {
@@ -227,10 +233,13 @@ static int whole_message(lua_State *L, int owner) {
   return 1;
 }
 
-/* deliver(owner, piece, binary, first, last): the core's message data for
- * the connection's owner (conn.c). */
+/* deliver(owner, piece, binary, first, last, budget): the core's message
+ * data for the connection's owner (conn.c), with the connection's handler
+ * budget. */
 static int deliver(lua_State *L) {
-  if (lua_toboolean(L, 4) && lua_toboolean(L, 5) && whole_message(L, 1))
+  lua_Number budget = lua_tonumber(L, 6);
+  lua_settop(L, 5);
+  if (lua_toboolean(L, 4) && lua_toboolean(L, 5) && whole_message(L, 1, budget))
     return 0;
   if (get(L, 1, K_DATA) != LUA_TFUNCTION)
     return 0;
@@ -285,8 +294,7 @@ static _Thread_local int deliver_ref = LUA_NOREF, run_ref = LUA_NOREF,
  * when the owner is not an endpoint's client. */
 static int run_messages(lua_State *L) {
   run_t *r = lua_touserdata(L, 2);
-  lua_Number budget;
-  int kind = endpoint_handler(L, 1, &budget);
+  int kind = endpoint_handler(L, 1);
   if (kind == NOT_ENDPOINT) {
     r->general = 1;
     return 0;
@@ -296,6 +304,7 @@ static int run_messages(lua_State *L) {
     return 0;
   }
   r->kind = kind;
+  lua_Number budget = wsl_lua_conn_budget(r->c);
   while (r->next < r->n && wsl_conn_state(r->c) == WSL_CONN_OPEN) {
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
@@ -343,33 +352,64 @@ size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
   return r.general ? r.next : n;
 }
 
+/* Adds the metatable on top (popped) to the known members, anchored for
+ * the VM's life: an address compared must not be reused. Returns whether
+ * there was room. */
+static int add_member(lua_State *L) {
+  const void *mt = lua_topointer(L, -1);
+  for (int i = 0; i < d.nmembers; i++) {
+    if (d.member_mts[i] == mt) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  if (d.nmembers == MEMBERS_MAX) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, d.members);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, d.nmembers + 1);
+  lua_pop(L, 1);
+  d.member_mts[d.nmembers++] = mt;
+  return 1;
+}
+
 /* core.dispatch_init{worker=, settle=, member=, message=}: what the C path
- * needs from the scheduler and the endpoint, given once per VM. */
+ * needs from the scheduler and the endpoint, given once per VM; member, a
+ * metatable of endpoint clients, adds one more to those known (returns
+ * false when there is no room: its clients take the general path). */
 static int dispatch_init(lua_State *L) {
-  static const char *const fields[] = {"worker", "settle", "member", "message"};
-  int *refs[] = {&d.worker, &d.settle, &d.member, &d.message};
+  static const char *const fields[] = {"worker", "settle", "message"};
+  int *refs[] = {&d.worker, &d.settle, &d.message};
   luaL_checktype(L, 1, LUA_TTABLE);
   if (d.L != wsl_vm()->L) {
     d.L = wsl_vm()->L;
-    d.member_mt = NULL;
+    d.nmembers = 0;
     lua_newtable(L);
     d.workers = (pool_t){luaL_ref(L, LUA_REGISTRYINDEX), 0};
     lua_newtable(L);
     d.runners = (pool_t){luaL_ref(L, LUA_REGISTRYINDEX), 0};
-    for (int i = 0; i < 4; i++)
+    lua_newtable(L);
+    d.members = luaL_ref(L, LUA_REGISTRYINDEX);
+    for (int i = 0; i < 3; i++)
       *refs[i] = LUA_NOREF;
   }
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 3; i++) {
     if (lua_getfield(L, 1, fields[i]) == LUA_TNIL) {
       lua_pop(L, 1);
       continue;
     }
-    if (refs[i] == &d.member)
-      d.member_mt = lua_topointer(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
     *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  return 0;
+  int room = 1;
+  if (lua_getfield(L, 1, "member") == LUA_TTABLE)
+    room = add_member(L);
+  else
+    lua_pop(L, 1);
+  lua_pushboolean(L, room);
+  return 1;
 }
 
 static const luaL_Reg dispatch_funcs[] = {
