@@ -36,8 +36,9 @@ typedef struct {
   unsigned char *out;
   size_t out_len, out_cap, out_off;
   int want_out;
-  /* Handshake response. */
+  /* Handshake response, and the Sec-WebSocket-Accept it must carry. */
   char hbuf[2048];
+  char accept[29];
   size_t hlen;
   /* Frame parser. */
   unsigned char fh[14];
