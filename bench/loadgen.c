@@ -236,7 +236,6 @@ static void setup(void) {
     c->idx = i;
     c->fd = -1;
     c->state = LG_ST_DEAD;
-    c->src = i % lg_opt.sources;
     c->sent_ns = lg_xmalloc(sizeof(uint64_t) * (size_t)lg_opt.inflight);
     c->sent_var = lg_xmalloc(sizeof(uint16_t) * (size_t)lg_opt.inflight);
     c->sent_var[0] = 0;

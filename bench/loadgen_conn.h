@@ -27,7 +27,6 @@ typedef struct {
   int fd;
   int idx;
   int state;
-  int src;
   /* --tls: the session, and whether a read must wait for writability (a
    * TLS read may have to send, e.g. a key update's answer). */
   struct ssl_st *ssl;
