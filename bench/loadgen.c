@@ -252,7 +252,9 @@ static void dispatch(void) {
     lg_conn_t *c = evs[i].data.ptr;
     if (c->state == LG_ST_DEAD)
       continue;
-    if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    if (evs[i].events & EPOLLRDHUP)
+      c->peer_fin = 1;
+    if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
       lg_on_readable(c);
     if (c->state != LG_ST_DEAD && (evs[i].events & EPOLLOUT))
       lg_on_writable(c);

@@ -47,7 +47,8 @@ void lg_out_append(lg_conn_t *c, const void *p, size_t n) {
 
 static void set_events(lg_conn_t *c, int want_out) {
   want_out |= c->read_wants_write;
-  struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0),
+  struct epoll_event ev = {.events =
+                               EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0),
                            .data.ptr = c};
   if (want_out == c->want_out)
     return;
@@ -106,7 +107,7 @@ static void conn_free_state(lg_conn_t *c) {
    * queue's positions, the negotiation and the session's progress. */
   c->hlen = c->clen = c->out_off = c->out_len = 0;
   c->fh_len = c->msg_op = c->head = c->count = 0;
-  c->pmd = c->echoed = c->got_close = c->read_wants_write = 0;
+  c->pmd = c->echoed = c->got_close = c->peer_fin = c->read_wants_write = 0;
   c->f_left = 0;
   c->fh_need = 2;
   c->want_out = -1;
@@ -211,7 +212,7 @@ void lg_conn_start(lg_conn_t *c) {
     lg_conn_kill(c, 1);
     return;
   }
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
   if (epoll_ctl(lg_run.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
     lg_die("epoll_ctl add");
   on_connected(c);
@@ -278,10 +279,14 @@ void lg_on_readable(lg_conn_t *c) {
       lg_conn_kill(c, 1);
       return;
     }
-    /* A short read has emptied the socket, unless TLS holds more, or the
-     * server's close frame came: it closes TCP straight after that, so
-     * its FIN is usually here already and one more read ends the session
-     * without another epoll round. */
+    /* The server closes TCP straight after its close frame: when epoll
+     * has already seen its FIN, the session is over without a read for
+     * the end of the stream; else one more read usually finds it. */
+    if (c->got_close && c->peer_fin) {
+      lg_session_done(c, t);
+      return;
+    }
+    /* A short read has emptied the socket, unless TLS holds more. */
     if ((size_t)n < sizeof rbuf && !(c->ssl && lgtls_ended(c->ssl)) &&
         !c->got_close)
       break;

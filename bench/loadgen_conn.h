@@ -68,6 +68,7 @@ typedef struct {
   uint64_t t_start; /* handshake mode: session start */
   int echoed;       /* handshake mode: the one echo came back */
   int got_close;    /* handshake mode: the server's close frame came */
+  int peer_fin;     /* epoll said the server's FIN is here (EPOLLRDHUP) */
   uint64_t t_close;
   uint64_t received; /* fanout mode: messages this subscriber received */
 } lg_conn_t;
