@@ -60,8 +60,8 @@ static int bind_shared(uv_tcp_t *tcp, const struct sockaddr *addr) {
 }
 
 static void on_conns_empty(wsl_conn_list_t *list) {
-  wsl_server_t *s = (wsl_server_t *)((char *)list -
-                                     offsetof(wsl_server_t, conns));
+  wsl_server_t *s =
+      (wsl_server_t *)((char *)list - offsetof(wsl_server_t, conns));
   maybe_free(s);
 }
 
@@ -71,9 +71,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     wsl_log(WSL_LOG_WARN, "accept failed: %s", uv_strerror(status));
     return;
   }
-  wsl_conn_t *c =
-      wsl__conn_new(listener->loop, WSL_ROLE_SERVER, s->config.handler,
-                    &s->conns);
+  wsl_conn_t *c = wsl__conn_new(listener->loop, WSL_ROLE_SERVER,
+                                s->config.handler, &s->conns);
   if (c == NULL) {
     wsl_log(WSL_LOG_ERROR, "out of memory accepting a connection");
     return;
@@ -93,7 +92,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     wsl_conn_abort(c, 1);
     return;
   }
+#ifndef __linux__
+  /* Linux copies TCP_NODELAY from the listener (wsl_server_listen) to every
+   * connection it accepts, which saves a system call per connection;
+   * elsewhere each connection sets it. */
   uv_tcp_nodelay(&c->tcp, 1);
+#endif
   if (s->config.tls && wsl__conn_tls_start(c, s->config.tls, NULL) != 0) {
     wsl_conn_abort(c, 0);
     return;
@@ -134,6 +138,8 @@ wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
   s->listening = 1;
   int r = share_ports ? bind_shared(&s->tcp, (struct sockaddr *)&addr)
                       : uv_tcp_bind(&s->tcp, (struct sockaddr *)&addr, 0);
+  if (r == 0)
+    r = uv_tcp_nodelay(&s->tcp, 1);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection);
   if (r != 0) {
