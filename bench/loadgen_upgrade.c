@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include "loadgen.h"
@@ -36,7 +36,7 @@ void lg_upgrade_send(lg_conn_t *c) {
   /* A fresh key per connection, and the answer the server must give to it
    * (RFC 6455 §4.2.2): base64 of SHA-1 of the key and the protocol's GUID. */
   static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  unsigned char key[16], digest[SHA_DIGEST_LENGTH];
+  unsigned char key[16], digest[EVP_MAX_MD_SIZE];
   char k64[25], keyed[24 + sizeof guid];
   uint64_t r0 = lg_rng_next(), r1 = lg_rng_next();
   memcpy(key, &r0, 8);
@@ -44,8 +44,17 @@ void lg_upgrade_send(lg_conn_t *c) {
   b64(k64, key, sizeof key);
   memcpy(keyed, k64, 24);
   memcpy(keyed + 24, guid, sizeof guid - 1);
-  SHA1((const unsigned char *)keyed, 24 + sizeof guid - 1, digest);
-  b64(c->accept, digest, sizeof digest);
+  /* SHA1() would look the algorithm up (under a lock) on every call. */
+  static EVP_MD *sha1;
+  static EVP_MD_CTX *ctx;
+  if (!sha1 &&
+      (!(sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) || !(ctx = EVP_MD_CTX_new())))
+    lg_die("SHA-1");
+  if (!EVP_DigestInit_ex2(ctx, sha1, NULL) ||
+      !EVP_DigestUpdate(ctx, keyed, 24 + sizeof guid - 1) ||
+      !EVP_DigestFinal_ex(ctx, digest, NULL))
+    lg_die("SHA-1");
+  b64(c->accept, digest, 20);
   char req[512];
   int n =
       snprintf(req, sizeof req,
