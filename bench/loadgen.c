@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,41 @@ typedef struct {
   uint64_t t0, t_ready, t_measure, t_end, t_stop;
   uint64_t busy0, total0, busy1, total1;
   uint64_t all0, all1;
+  /* The load generator's own core, when it is pinned to one (-1 if not):
+   * whether the client, rather than the server, was the limit. */
+  int load_cpu;
+  uint64_t lbusy0, ltotal0, lbusy1, ltotal1;
 } span_t;
+
+/* The one core this process may run on, or -1. */
+static int pinned_cpu(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1)
+    return -1;
+  for (int i = 0; i < CPU_SETSIZE; i++)
+    if (CPU_ISSET(i, &set))
+      return i;
+  return -1;
+}
+
+/* Reads the busy ticks of the measured cores: at the start (end = 0) or
+ * the end of the measured span. */
+static void read_cores(span_t *s, int end) {
+  uint64_t dummy;
+  if (lg_opt.cpu == -1)
+    return;
+  if (end) {
+    s->busy1 = lg_cpu_busy_ticks(lg_opt.cpu, &s->total1);
+    s->all1 = lg_cpu_busy_ticks(-2, &dummy);
+    if (s->load_cpu >= 0)
+      s->lbusy1 = lg_cpu_busy_ticks(s->load_cpu, &s->ltotal1);
+  } else {
+    s->busy0 = lg_cpu_busy_ticks(lg_opt.cpu, &s->total0);
+    s->all0 = lg_cpu_busy_ticks(-2, &dummy);
+    if (s->load_cpu >= 0)
+      s->lbusy0 = lg_cpu_busy_ticks(s->load_cpu, &s->ltotal0);
+  }
+}
 
 static void on_signal(int sig) {
   (void)sig;
@@ -236,7 +271,6 @@ static void setup(void) {
     c->idx = i;
     c->fd = -1;
     c->state = LG_ST_DEAD;
-    c->src = i % lg_opt.sources;
     c->sent_ns = lg_xmalloc(sizeof(uint64_t) * (size_t)lg_opt.inflight);
     c->sent_var = lg_xmalloc(sizeof(uint16_t) * (size_t)lg_opt.inflight);
     c->sent_var[0] = 0;
@@ -253,7 +287,9 @@ static void dispatch(void) {
     lg_conn_t *c = evs[i].data.ptr;
     if (c->state == LG_ST_DEAD)
       continue;
-    if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    if (evs[i].events & EPOLLRDHUP)
+      c->peer_fin = 1;
+    if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
       lg_on_readable(c);
     if (c->state != LG_ST_DEAD && (evs[i].events & EPOLLOUT))
       lg_on_writable(c);
@@ -276,7 +312,7 @@ static void run(span_t *s) {
   /* Phase 1: open every connection, a bounded number of connects at a time
    * so the server's accept backlog does not overflow. */
   s->t0 = lg_now_ns();
-  uint64_t connect_deadline = s->t0 + 30000000000ull, dummy;
+  uint64_t connect_deadline = s->t0 + 30000000000ull;
   int next = 0;
   int started = lg_opt.mode == LG_MODE_HANDSHAKE;
   uint64_t t_progress = 0, fo_last = 0; /* fanout: the drain at the end */
@@ -323,9 +359,7 @@ static void run(span_t *s) {
         lg_fo.sending = 0;
         s->t_stop = t_progress = t;
         fo_last = lg_fo.received;
-        s->busy1 =
-            lg_opt.cpu != -1 ? lg_cpu_busy_ticks(lg_opt.cpu, &s->total1) : 0;
-        s->all1 = lg_cpu_busy_ticks(-2, &dummy);
+        read_cores(s, 1);
         lg_run.measuring = 0;
       }
       if (!lg_fo.sending) {
@@ -343,10 +377,7 @@ static void run(span_t *s) {
     }
     if (!lg_run.measuring && t >= s->t_measure) {
       lg_run.measuring = 1;
-      if (lg_opt.cpu != -1) {
-        s->busy0 = lg_cpu_busy_ticks(lg_opt.cpu, &s->total0);
-        s->all0 = lg_cpu_busy_ticks(-2, &dummy);
-      }
+      read_cores(s, 0);
       s->t_measure = t;
     }
     if (lg_run.measuring && t >= s->t_end)
@@ -354,8 +385,7 @@ static void run(span_t *s) {
   }
   if (lg_opt.mode != LG_MODE_FANOUT || lg_fo.sending) {
     s->t_stop = lg_now_ns();
-    s->busy1 = lg_opt.cpu != -1 ? lg_cpu_busy_ticks(lg_opt.cpu, &s->total1) : 0;
-    s->all1 = lg_cpu_busy_ticks(-2, &dummy);
+    read_cores(s, 1);
   }
   lg_stop = 1;
 }
@@ -388,6 +418,12 @@ static int report(const span_t *s) {
            (double)(s->busy1 - s->busy0) / (double)(s->total1 - s->total0),
            count ? busy_us / (double)count : 0,
            count ? (double)(s->all1 - s->all0) * tick_us / (double)count : 0);
+    if (s->load_cpu >= 0 && s->ltotal1 > s->ltotal0)
+      printf(" load_core_busy=%.3f load_core_us_per_msg=%.3f",
+             (double)(s->lbusy1 - s->lbusy0) /
+                 (double)(s->ltotal1 - s->ltotal0),
+             count ? (double)(s->lbusy1 - s->lbusy0) * tick_us / (double)count
+                   : 0);
   }
   if (lg_opt.deflate)
     printf(" compressed_replies=%" PRIu64, lg_run.zmsgs);
@@ -414,7 +450,7 @@ static int report(const span_t *s) {
 int main(int argc, char **argv) {
   parse_args(argc, argv);
   setup();
-  span_t s = {0};
+  span_t s = {.load_cpu = pinned_cpu()};
   run(&s);
   return report(&s);
 }

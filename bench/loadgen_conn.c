@@ -47,7 +47,8 @@ void lg_out_append(lg_conn_t *c, const void *p, size_t n) {
 
 static void set_events(lg_conn_t *c, int want_out) {
   want_out |= c->read_wants_write;
-  struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0),
+  struct epoll_event ev = {.events =
+                               EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0),
                            .data.ptr = c};
   if (want_out == c->want_out)
     return;
@@ -62,7 +63,7 @@ static ssize_t conn_read(lg_conn_t *c, unsigned char *p, size_t n) {
   if (c->ssl)
     return lgtls_read(c->ssl, p, n);
   ssize_t r;
-  while ((r = read(c->fd, p, n)) < 0 && errno == EINTR)
+  while ((r = recv(c->fd, p, n, 0)) < 0 && errno == EINTR)
     ;
   return r >= 0 ? r : errno == EAGAIN ? LGTLS_WANT_READ : LGTLS_ERROR;
 }
@@ -71,7 +72,7 @@ static ssize_t conn_write(lg_conn_t *c, const unsigned char *p, size_t n) {
   if (c->ssl)
     return lgtls_write(c->ssl, p, n);
   ssize_t r;
-  while ((r = write(c->fd, p, n)) < 0 && errno == EINTR)
+  while ((r = send(c->fd, p, n, 0)) < 0 && errno == EINTR)
     ;
   return r >= 0 ? r : errno == EAGAIN ? LGTLS_WANT_WRITE : LGTLS_ERROR;
 }
@@ -106,7 +107,7 @@ static void conn_free_state(lg_conn_t *c) {
    * queue's positions, the negotiation and the session's progress. */
   c->hlen = c->clen = c->out_off = c->out_len = 0;
   c->fh_len = c->msg_op = c->head = c->count = 0;
-  c->pmd = c->echoed = c->got_close = c->read_wants_write = 0;
+  c->pmd = c->echoed = c->got_close = c->peer_fin = c->read_wants_write = 0;
   c->f_left = 0;
   c->fh_need = 2;
   c->want_out = -1;
@@ -145,6 +146,41 @@ static void conn_open(lg_conn_t *c) {
   lg_flush_out(c);
 }
 
+/* --sources K: binds the next (127.0.0.x, port), taken in turn from the K
+ * addresses and the ephemeral port range, so that connect() has no port to
+ * search for and a 4-tuple comes back only after K x 28,000 sessions (at
+ * 64 sources, over a minute at 25,000 a second: longer than the server's
+ * TIME_WAIT, so no SYN lands on one). The turn starts at a random place;
+ * a pair in use elsewhere (say, in TIME_WAIT from another run) is skipped. */
+static int bind_source(int fd) {
+  static uint32_t next, lo, total;
+  if (!total) {
+    unsigned a = 32768, b = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+      if (fscanf(f, "%u %u", &a, &b) != 2 || a > b || b > 65535)
+        a = 32768, b = 60999;
+      fclose(f);
+    }
+    lo = a;
+    total = (b - a + 1) * (uint32_t)lg_opt.sources;
+    next = (uint32_t)(lg_rng_next() % total);
+  }
+  for (uint32_t tries = 0; tries < total; tries++) {
+    uint32_t i = next++ % total;
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000001u + i % (uint32_t)lg_opt.sources);
+    src.sin_port = htons((uint16_t)(lo + i / (uint32_t)lg_opt.sources));
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) == 0)
+      return 0;
+    if (errno != EADDRINUSE)
+      return -1;
+  }
+  return -1;
+}
+
+static void on_connected(lg_conn_t *c);
+
 void lg_conn_start(lg_conn_t *c) {
   conn_free_state(c);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -153,32 +189,33 @@ void lg_conn_start(lg_conn_t *c) {
     c->state = LG_ST_DEAD;
     return;
   }
+  /* In handshake mode every write waits for the answer to the one before
+   * (the 101 acknowledges the request, the echo the message), so Nagle
+   * never holds one back and the option would be a system call for
+   * nothing. */
   int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (lg_opt.sources > 1) {
-    /* Each source address has its own ephemeral port range: past ~28,000
-     * connections to one server, spread them over 127.0.0.1..N. */
-    struct sockaddr_in src = {.sin_family = AF_INET};
-    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)c->src);
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
-      close(fd);
-      lg_run.errors++;
-      c->state = LG_ST_DEAD;
-      return;
-    }
+  if (lg_opt.mode != LG_MODE_HANDSHAKE)
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (lg_opt.sources > 1 && bind_source(fd) < 0) {
+    close(fd);
+    lg_run.errors++;
+    c->state = LG_ST_DEAD;
+    return;
   }
   c->fd = fd;
   c->state = LG_ST_CONNECTING;
-  c->want_out = 1;
+  c->want_out = 0;
   c->t_start = lg_now_ns();
   lg_run.pending_connects++;
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+  if (connect(fd, (struct sockaddr *)&lg_opt.addr, sizeof lg_opt.addr) < 0 &&
+      errno != EINPROGRESS) {
+    lg_conn_kill(c, 1);
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
   if (epoll_ctl(lg_run.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
     lg_die("epoll_ctl add");
-  if (connect(fd, (struct sockaddr *)&lg_opt.addr, sizeof lg_opt.addr) < 0 &&
-      errno != EINPROGRESS)
-    lg_conn_kill(c, 1);
+  on_connected(c);
 }
 
 static void tls_step(lg_conn_t *c);
@@ -242,7 +279,16 @@ void lg_on_readable(lg_conn_t *c) {
       lg_conn_kill(c, 1);
       return;
     }
-    if ((size_t)n < sizeof rbuf && !(c->ssl && lgtls_ended(c->ssl)))
+    /* The server closes TCP straight after its close frame: when epoll
+     * has already seen its FIN, the session is over without a read for
+     * the end of the stream; else one more read usually finds it. */
+    if (c->got_close && c->peer_fin) {
+      lg_session_done(c, t);
+      return;
+    }
+    /* A short read has emptied the socket, unless TLS holds more. */
+    if ((size_t)n < sizeof rbuf && !(c->ssl && lgtls_ended(c->ssl)) &&
+        !c->got_close)
       break;
   }
   if (c->state != LG_ST_DEAD && c->out_len > c->out_off)
@@ -255,6 +301,27 @@ static void on_transport_ready(lg_conn_t *c) {
     conn_open(c);
   else
     lg_upgrade_send(c);
+}
+
+/* Called straight after connect(), without waiting for writability: over
+ * loopback the three-way handshake has nearly always completed inside
+ * connect() (the SYN-ACK is processed as connect releases the socket), so
+ * the first bytes can go at once, saving an epoll round, SO_ERROR and two
+ * epoll_ctl changes a session. When the socket is still connecting, the
+ * write says EAGAIN and waits for EPOLLOUT as any other write does; a
+ * failed connect shows up as the write's (or the next read's) error. */
+static void on_connected(lg_conn_t *c) {
+  if (!lg_opt.tls) {
+    on_transport_ready(c);
+    return;
+  }
+  c->ssl = lgtls_new(c->fd);
+  if (!c->ssl) {
+    lg_conn_kill(c, 1);
+    return;
+  }
+  c->state = LG_ST_TLS;
+  tls_step(c);
 }
 
 /* --tls: one step of the handshake, whichever way the socket became ready. */
@@ -275,27 +342,6 @@ static void tls_step(lg_conn_t *c) {
 }
 
 void lg_on_writable(lg_conn_t *c) {
-  if (c->state == LG_ST_CONNECTING) {
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err) {
-      lg_conn_kill(c, 1);
-      return;
-    }
-    if (!lg_opt.tls) {
-      on_transport_ready(c);
-      return;
-    }
-    c->ssl = lgtls_new(c->fd);
-    if (!c->ssl) {
-      lg_conn_kill(c, 1);
-      return;
-    }
-    c->state = LG_ST_TLS;
-    tls_step(c);
-    return;
-  }
   if (c->state == LG_ST_TLS) {
     tls_step(c);
     return;

@@ -27,7 +27,6 @@ typedef struct {
   int fd;
   int idx;
   int state;
-  int src;
   /* --tls: the session, and whether a read must wait for writability (a
    * TLS read may have to send, e.g. a key update's answer). */
   struct ssl_st *ssl;
@@ -36,8 +35,9 @@ typedef struct {
   unsigned char *out;
   size_t out_len, out_cap, out_off;
   int want_out;
-  /* Handshake response. */
+  /* Handshake response, and the Sec-WebSocket-Accept it must carry. */
   char hbuf[2048];
+  char accept[29];
   size_t hlen;
   /* Frame parser. */
   unsigned char fh[14];
@@ -68,6 +68,7 @@ typedef struct {
   uint64_t t_start; /* handshake mode: session start */
   int echoed;       /* handshake mode: the one echo came back */
   int got_close;    /* handshake mode: the server's close frame came */
+  int peer_fin;     /* epoll said the server's FIN is here (EPOLLRDHUP) */
   uint64_t t_close;
   uint64_t received; /* fanout mode: messages this subscriber received */
 } lg_conn_t;

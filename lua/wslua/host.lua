@@ -169,6 +169,26 @@ local function serve(host, req, res)
   end
 end
 
+-- The Host header's name, lower-case and without the port. A listener
+-- sees the same few Host values again and again, so the names of short
+-- ones are kept (at most 256: a client may send anything).
+local host_names, host_names_count = {}, 0
+local function host_name(header)
+  local name = host_names[header]
+  if name then
+    return name
+  end
+  name = header:gsub(":%d+$", ""):lower()
+  if #header <= 64 then
+    if host_names_count == 256 then
+      host_names, host_names_count = {}, 0
+    end
+    host_names[header] = name
+    host_names_count = host_names_count + 1
+  end
+  return name
+end
+
 -- A listener's request handler: picks the host, runs the handlers in a
 -- coroutine of their own, and makes sure the request gets an answer.
 local function dispatcher(hosts)
@@ -177,7 +197,7 @@ local function dispatcher(hosts)
     local res = http.response(conn, req)
     owners.set(conn, res)
     local host = hosts[1]
-    local name = req.headers.host and req.headers.host:gsub(":%d+$", ""):lower()
+    local name = req.headers.host and host_name(req.headers.host)
     for _, h in ipairs(hosts) do
       if h.name and h.name:lower() == name then
         host = h

@@ -22,6 +22,9 @@ http.url_decode = url_decode
 -- every value also in query_all[k] as a list.
 function http.parse_query(s)
   local first, all = {}, {}
+  if s == "" then
+    return first, all
+  end
   for pair in s:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
     k, v = url_decode(k), url_decode(v)

@@ -151,6 +151,7 @@ function Router:route(method, path, handler)
     path = path,
     segments = segments,
     names = names,
+    static = #names == 0,
     handler = check_handler(handler),
   })
   return self
@@ -170,11 +171,23 @@ end
 
 -- Serves req if a route matches; returns false to let the next handler of
 -- the host try. A path that matches only under other methods gives 405.
+-- What a route without captures matches with: nothing is ever stored in it.
+local no_captures = {}
+
 function Router:_serve(req, res)
-  local allowed
-  local segments = split(req.path)
+  local allowed, segments
+  local path = req.path
   for _, r in ipairs(self.routes) do
-    local captures = match(r, segments)
+    -- A route without captures matches only its own path, and two paths
+    -- split into the same segments only when they are the same string: the
+    -- common case needs no split and no table.
+    local captures
+    if r.static then
+      captures = r.path == path and no_captures or nil
+    else
+      segments = segments or split(path)
+      captures = match(r, segments)
+    end
     if captures then
       if r.method == req.method or (r.method == "GET" and req.method == "HEAD") then
         for i, name in ipairs(r.names) do

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -60,8 +62,8 @@ static int bind_shared(uv_tcp_t *tcp, const struct sockaddr *addr) {
 }
 
 static void on_conns_empty(wsl_conn_list_t *list) {
-  wsl_server_t *s = (wsl_server_t *)((char *)list -
-                                     offsetof(wsl_server_t, conns));
+  wsl_server_t *s =
+      (wsl_server_t *)((char *)list - offsetof(wsl_server_t, conns));
   maybe_free(s);
 }
 
@@ -71,9 +73,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     wsl_log(WSL_LOG_WARN, "accept failed: %s", uv_strerror(status));
     return;
   }
-  wsl_conn_t *c =
-      wsl__conn_new(listener->loop, WSL_ROLE_SERVER, s->config.handler,
-                    &s->conns);
+  wsl_conn_t *c = wsl__conn_new(listener->loop, WSL_ROLE_SERVER,
+                                s->config.handler, &s->conns);
   if (c == NULL) {
     wsl_log(WSL_LOG_ERROR, "out of memory accepting a connection");
     return;
@@ -93,7 +94,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     wsl_conn_abort(c, 1);
     return;
   }
+#ifndef __linux__
+  /* Linux copies TCP_NODELAY from the listener (wsl_server_listen) to every
+   * connection it accepts, which saves a system call per connection;
+   * elsewhere each connection sets it. */
   uv_tcp_nodelay(&c->tcp, 1);
+#endif
   if (s->config.tls && wsl__conn_tls_start(c, s->config.tls, NULL) != 0) {
     wsl_conn_abort(c, 0);
     return;
@@ -107,6 +113,25 @@ static void on_connection(uv_stream_t *listener, int status) {
   c->state = WSL_CONN_HTTP;
   wsl__conn_arm_timer(c, s->config.handshake_timeout_ms);
   wsl__conn_start_reading(c);
+}
+
+/* A request is answered at once (a 101, a response), so its ACK can ride
+ * on the answer: Linux starts every accepted connection acknowledging each
+ * segment at once (quick-ack mode) and saves the ACKs only after it has
+ * answered once. Delayed ACKs from the start (TCP_QUICKACK off on the
+ * listener, which Linux copies to the connections it accepts, once it
+ * listens) spare a packet, sent and received, per connection. A client
+ * that writes one request in two pieces without TCP_NODELAY waits for the
+ * delayed ACK (up to 40 ms), as it already does on any later request of a
+ * kept-alive connection. Best effort: not every system has the option. */
+static void ack_with_answers(uv_tcp_t *listener) {
+#ifdef TCP_QUICKACK
+  int fd, off = 0;
+  if (uv_fileno((uv_handle_t *)listener, &fd) == 0)
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
+#else
+  (void)listener;
+#endif
 }
 
 wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
@@ -135,7 +160,11 @@ wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
   int r = share_ports ? bind_shared(&s->tcp, (struct sockaddr *)&addr)
                       : uv_tcp_bind(&s->tcp, (struct sockaddr *)&addr, 0);
   if (r == 0)
+    r = uv_tcp_nodelay(&s->tcp, 1);
+  if (r == 0)
     r = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection);
+  if (r == 0)
+    ack_with_answers(&s->tcp);
   if (r != 0) {
     snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
              uv_strerror(r));
