@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -115,25 +113,6 @@ static void on_connection(uv_stream_t *listener, int status) {
   wsl__conn_start_reading(c);
 }
 
-/* A request is answered at once (a 101, a response), so its ACK can ride
- * on the answer: Linux starts every accepted connection acknowledging each
- * segment at once (quick-ack mode) and saves the ACKs only after it has
- * answered once. Delayed ACKs from the start (TCP_QUICKACK off on the
- * listener, which Linux copies to the connections it accepts, once it
- * listens) spare a packet, sent and received, per connection. A client
- * that writes one request in two pieces without TCP_NODELAY waits for the
- * delayed ACK (up to 40 ms), as it already does on any later request of a
- * kept-alive connection. Best effort: not every system has the option. */
-static void ack_with_answers(uv_tcp_t *listener) {
-#ifdef TCP_QUICKACK
-  int fd, off = 0;
-  if (uv_fileno((uv_handle_t *)listener, &fd) == 0)
-    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
-#else
-  (void)listener;
-#endif
-}
-
 wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
                                 const wsl_conn_config_t *config,
                                 size_t max_connections, char *err,
@@ -163,8 +142,6 @@ wsl_server_t *wsl_server_listen(uv_loop_t *loop, const char *host, int port,
     r = uv_tcp_nodelay(&s->tcp, 1);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection);
-  if (r == 0)
-    ack_with_answers(&s->tcp);
   if (r != 0) {
     snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
              uv_strerror(r));
