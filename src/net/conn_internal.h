@@ -165,6 +165,10 @@ void wsl__flush_detach(wsl_conn_t *c);
 int wsl__flush_list(wsl_conn_t *c);
 void wsl__flush_unlist(wsl_conn_t *c);
 
+/* Closes once what waits is written, the peer having finished (its close
+ * frame came): the FIN may go with the last bytes. */
+void wsl__conn_end(wsl_conn_t *c);
+
 /* conn_ws.c: feed WebSocket bytes; returns once they are used up or the
  * connection stops reading. */
 void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len);

@@ -236,7 +236,7 @@ static void on_close_frame(wsl_conn_t *c) {
   }
   /* Both closes exchanged: the server closes TCP first (§7.1.1). */
   c->state = WSL_CONN_CLOSING;
-  wsl_conn_abort(c, 1);
+  wsl__conn_end(c);
 }
 
 static void on_control_frame(wsl_conn_t *c, int opcode) {
