@@ -195,19 +195,27 @@ static void on_open(wsl_conn_t *c, const wsl_http_request_t *resp) {
   wsl_vm_call(L, 2, "open handler");
 }
 
-/* Message data goes to the owner (see conn:_own) through dispatch.c, which
- * runs an endpoint's on_data for a whole message without a Lua function
- * in between: it is on every message's path. */
+/* Pushes the connection's owner (conn:_own) and returns 1; 0 with nothing
+ * pushed when it has none. */
+static int push_owner(lua_State *L, lconn_t *lc) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+  if (lua_getiuservalue(L, -1, 2) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_remove(L, -2);
+  return 1;
+}
+
+/* Message data goes to the owner through dispatch.c, which runs an
+ * endpoint's handler for a whole message without a Lua function in
+ * between: it is on every message's path. */
 static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
                     int first, int last) {
   lua_State *L = wsl_vm()->L;
   lconn_t *lc = wsl_conn_data(c);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
-  if (lua_getiuservalue(L, -1, 2) != LUA_TTABLE) {
-    lua_pop(L, 2);
+  if (!push_owner(L, lc))
     return;
-  }
-  lua_remove(L, -2);
   wsl_dispatch_push(L);
   lua_insert(L, -2); /* deliver, owner */
   lua_pushlstring(L, data ? data : "", len);
@@ -222,13 +230,8 @@ static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
  * any other owner's one by one. */
 static void on_messages(wsl_conn_t *c, const wsl_message_t *msgs, size_t n) {
   lua_State *L = wsl_vm()->L;
-  lconn_t *lc = wsl_conn_data(c);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
-  if (lua_getiuservalue(L, -1, 2) != LUA_TTABLE) {
-    lua_pop(L, 2);
+  if (!push_owner(L, wsl_conn_data(c)))
     return;
-  }
-  lua_remove(L, -2);
   size_t i = wsl_dispatch_messages(L, c, msgs, n);
   for (; i < n && wsl_conn_state(c) == WSL_CONN_OPEN; i++)
     on_data(c, msgs[i].opcode, msgs[i].data, msgs[i].len, 1, 1);

@@ -3,10 +3,11 @@
  * fuzzer-chosen pieces. Checks the calling contract (consumed <= len,
  * NEED_MORE only when all is consumed, payload inside the buffer given,
  * HEADER/PAYLOAD/END in order, a sticky ERROR), that both feeds report the
- * same frames, payloads and error, that every header re-encodes to the
- * bytes it came from (the parser accepts minimal lengths only) and that the
- * payload is the input unmasked. Each piece is a heap block of exactly its
- * size, so ASan sees any read outside it. */
+ * same frames, payloads and error (the pieces go to wsl_frame_parse_whole,
+ * which reports a frame all in one piece as one WHOLE event), that every header
+ * re-encodes to the bytes it came from (the parser accepts minimal lengths
+ * only) and that the payload is the input unmasked. Each piece is a heap block
+ * of exactly its size, so ASan sees any read outside it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +55,18 @@ static int header_eq(const wsl_frame_header_t *a, const wsl_frame_header_t *b) {
          a->first == b->first && a->compressed == b->compressed;
 }
 
-/* Feeds one piece; stream_off is where buf[0] sits in the whole stream.
- * Returns 0 once the parser has reported an error. */
-static int feed(wsl_frame_parser_t *p, transcript_t *t, uint8_t *buf,
-                size_t len, size_t stream_off) {
+typedef size_t (*parse_fn)(wsl_frame_parser_t *, uint8_t *, size_t,
+                           wsl_frame_event_t *);
+
+/* Feeds one piece to parse; stream_off is where buf[0] sits in the whole
+ * stream. Returns 0 once the parser has reported an error. */
+static int feed(parse_fn parse, wsl_frame_parser_t *p, transcript_t *t,
+                uint8_t *buf, size_t len, size_t stream_off) {
   wsl_frame_event_t ev;
   size_t at = 0;
   for (;;) {
     size_t left = len - at;
-    size_t n = wsl_frame_parse(p, buf + at, left, &ev);
+    size_t n = parse(p, buf + at, left, &ev);
     frame_t *cur = t->n ? &t->f[t->n - 1] : NULL;
     FUZZ_CHECK(n <= left);
     switch (ev.kind) {
@@ -88,6 +92,19 @@ static int feed(wsl_frame_parser_t *p, transcript_t *t, uint8_t *buf,
       cur->got += ev.len;
       FUZZ_CHECK(wsl_buf_append(&t->payload, ev.data, ev.len) == 0);
       break;
+    case WSL_FRAME_WHOLE:
+      FUZZ_CHECK(cur == NULL || cur->ended);
+      FUZZ_CHECK(ev.len == ev.header.length && n >= ev.len + 2);
+      FUZZ_CHECK(ev.data + ev.len == buf + at + n);
+      cur = push_frame(t);
+      cur->h = ev.header;
+      cur->hdr_len = n - ev.len;
+      cur->hdr_off = stream_off + at + cur->hdr_len;
+      cur->pay_off = cur->hdr_off;
+      cur->got = ev.len;
+      cur->ended = 1;
+      FUZZ_CHECK(wsl_buf_append(&t->payload, ev.data, ev.len) == 0);
+      break;
     case WSL_FRAME_END:
       FUZZ_CHECK(n == 0);
       FUZZ_CHECK(cur != NULL && !cur->ended);
@@ -101,7 +118,7 @@ static int feed(wsl_frame_parser_t *p, transcript_t *t, uint8_t *buf,
       t->err_code = ev.close_code;
       t->err_reason = ev.reason;
       /* Sticky: the same error again, nothing consumed. */
-      n = wsl_frame_parse(p, buf + at + n, left - n, &ev);
+      n = parse(p, buf + at + n, left - n, &ev);
       FUZZ_CHECK(ev.kind == WSL_FRAME_ERROR && n == 0);
       FUZZ_CHECK(ev.close_code == t->err_code && ev.reason == t->err_reason);
       return 0;
@@ -173,7 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   /* Whole: one call sequence over one block. */
   buf = fuzz_dup(in.p, in.left);
-  feed(&whole, &tw, buf, in.left, 0);
+  feed(wsl_frame_parse, &whole, &tw, buf, in.left, 0);
   free(buf);
   check_rules(&tw, &whole);
 
@@ -206,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = fuzz_splits_next(&splits, in.left - off);
     int go_on;
     buf = fuzz_dup(in.p + off, n);
-    go_on = feed(&split, &ts, buf, n, off);
+    go_on = feed(wsl_frame_parse_whole, &split, &ts, buf, n, off);
     free(buf);
     off += n;
     if (!go_on)
