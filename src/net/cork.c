@@ -20,9 +20,13 @@ typedef struct {
 
 /* Record buffers of corks just flushed, kept for the next cork to fill:
  * every busy connection fills one each loop turn, and growing a new one to
- * a turn's size took several reallocs each time. A few, none large, per
- * thread (a connection's cork is filled and flushed on its loop's). */
-#define SPARES 4
+ * a turn's size took several reallocs each time. A connection's cork is
+ * filled and flushed on its loop's thread, so the spares are per thread:
+ * enough for a turn's worth of connections (an echo of 100 connections
+ * with one message each in flight has ~80 corks a turn, and took a malloc
+ * and a free per message with 4), none large beyond the first few. */
+#define SPARES 256
+#define LARGE_SPARES 4
 #define SPARE_CAP_MAX (16 * 1024)
 #define FIRST_CAP 1024
 
@@ -151,8 +155,9 @@ static void release_one(void *ud, size_t i, char *data, size_t len,
 
 void wsl_cork_free(wsl_cork_t *k) {
   each_back(k, release_one, NULL);
-  if (k->records.cap > 0 && k->records.cap <= SPARE_CAP_MAX &&
-      spares < SPARES) {
+  size_t cap = k->records.cap;
+  if (cap > 0 && spares < SPARES &&
+      (cap <= FIRST_CAP || (cap <= SPARE_CAP_MAX && spares < LARGE_SPARES))) {
     k->records.len = 0;
     spare[spares++] = k->records;
     k->records = (wsl_buf_t)WSL_BUF_INIT;
