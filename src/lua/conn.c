@@ -344,14 +344,18 @@ static int client_send(lua_State *L) {
   }
   size_t len;
   const char *data = lua_tolstring(L, 2, &len);
-  lua_pushvalue(L, lua_upvalueindex(1)); /* "conn", not looked up by name */
-  lua_rawget(L, 1);
-  lconn_t *lc = test_conn(L, -1);
-  if (lc == NULL)
-    return luaL_error(L, "send: not a client");
-  wsl_conn_t *c = live(L, lc);
-  if (c == NULL)
-    return 2;
+  wsl_conn_t *c = wsl_dispatch_client_conn(L, 1);
+  if (c == NULL) {
+    lua_pushvalue(L, lua_upvalueindex(1)); /* "conn", not looked up by name */
+    lua_rawget(L, 1);
+    lconn_t *lc = test_conn(L, -1);
+    if (lc == NULL)
+      return luaL_error(L, "send: not a client");
+    if ((c = live(L, lc)) == NULL)
+      return 2;
+  } else if (wsl_conn_state(c) == WSL_CONN_CLOSED) {
+    return result(L, UV_ECANCELED);
+  }
   return result(
       L, wsl_conn_send(c, binary ? WSL_OP_BINARY : WSL_OP_TEXT, data, len));
 }

@@ -55,6 +55,7 @@ static _Thread_local dispatch_t d;
  * innermost on top (a handler may feed another connection's bytes). */
 typedef struct run {
   wsl_conn_t *c;
+  const void *client; /* the owner (held on the VM's stack while it runs) */
   const wsl_message_t *msgs;
   size_t n, next; /* msgs[next] is the next one to run */
   lua_State *co;  /* the coroutine that takes them now, or NULL */
@@ -113,7 +114,8 @@ static void call(lua_State *L, lua_Number budget, int on_error, int nvalues,
   lua_pushvalue(L, on_error);
   lua_pushboolean(L, ok);
   lua_xmove(co, L, moved);
-  lua_call(L, 4 + moved, 0);
+  /* Protected: a run's resumes are not inside a pcall (run_resumes). */
+  wsl_vm_call(L, 4 + moved, "handler");
   lua_settop(L, base - 1);
 }
 
@@ -248,10 +250,42 @@ static int deliver(lua_State *L) {
   return 0;
 }
 
-/* The body of a run's coroutine, resumed with (fn, handler, client): fn
- * with the handler and the client for each message of the run while the
- * coroutine is the one the run resumes; then it yields IDLE and waits, in
- * the pool, for the next run's three. All in C, with continuations: a Lua
+static int run_body(lua_State *co, int status, lua_KContext ctx);
+
+static int yield_idle(lua_State *co) {
+  lua_settop(co, 0);
+  lua_pushlightuserdata(co, (void *)&idle_tag);
+  return lua_yieldk(co, 1, 0, run_body);
+}
+
+/* A run's coroutine resumed with the owner (at 1): finds the function that
+ * takes the run's messages and leaves (fn, handler, client) on the stack.
+ * Returns 0 when there is nothing for it to run: the owner is not an
+ * endpoint's client (the run is marked general, conn.c delivers them) or
+ * its handler takes no messages. Here, inside the coroutine, so that the
+ * lookups (which may call metamethods) are protected by the resume. */
+static int take_run(lua_State *co) {
+  run_t *r = running;
+  if (r == NULL || r->co != co)
+    return 0;
+  int kind = endpoint_handler(co, 1);
+  if (kind == NOT_ENDPOINT) {
+    r->general = 1;
+    return 0;
+  }
+  if (kind == NO_HANDLER) {
+    r->next = r->n;
+    return 0;
+  }
+  r->kind = kind;
+  lua_rotate(co, 1, -1); /* fn, handler, client */
+  return 1;
+}
+
+/* The body of a run's coroutine, resumed with the owner: the owner's
+ * function for each message of the run while the coroutine is the one the
+ * run resumes; then it yields IDLE and waits, in the pool, for the next
+ * run. All in C, with continuations: a Lua
  * body between the runs cost about as much as a message. A handler that
  * waits leaves the rest to another coroutine: when it is resumed later and
  * returns, the run has moved on (or ended), and this yields IDLE to
@@ -259,14 +293,13 @@ static int deliver(lua_State *L) {
 static int run_body(lua_State *co, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
+  if (lua_gettop(co) == 1 && !take_run(co))
+    return yield_idle(co);
   for (;;) {
     run_t *r = running;
     if (r == NULL || r->co != co || r->next >= r->n ||
-        wsl_conn_state(r->c) != WSL_CONN_OPEN) {
-      lua_settop(co, 0);
-      lua_pushlightuserdata(co, (void *)&idle_tag);
-      return lua_yieldk(co, 1, 0, run_body);
-    }
+        wsl_conn_state(r->c) != WSL_CONN_OPEN)
+      return yield_idle(co);
     const wsl_message_t *m = &r->msgs[r->next++];
     wsl_budget_restart();
     /* Each call leaves the stack as it found it: fn, handler, client. */
@@ -289,28 +322,25 @@ static _Thread_local lua_State *closures_vm;
 static _Thread_local int deliver_ref = LUA_NOREF, run_ref = LUA_NOREF,
                          run_start_ref = LUA_NOREF;
 
-/* run_messages(owner, run): the run's messages, in as few coroutines as
- * their handlers allow (one unless a handler waits). Marks the run general
- * when the owner is not an endpoint's client. */
-static int run_messages(lua_State *L) {
-  run_t *r = lua_touserdata(L, 2);
-  int kind = endpoint_handler(L, 1);
-  if (kind == NOT_ENDPOINT) {
-    r->general = 1;
-    return 0;
-  }
-  if (kind == NO_HANDLER) { /* nothing to run */
-    r->next = r->n;
-    return 0;
-  }
-  r->kind = kind;
+/* Whether the run has messages left to run. */
+static int run_pending(const run_t *r) {
+  return r->next < r->n && !r->general && wsl_conn_state(r->c) == WSL_CONN_OPEN;
+}
+
+/* Resumes a run's coroutines, one after another, until the run is over:
+ * one unless a handler waits. The owner is at owner. Unprotected, it stops
+ * rather than make a new coroutine (lua_newthread may raise an error). */
+static void run_resumes(lua_State *L, run_t *r, int owner, int protected) {
   lua_Number budget = wsl_lua_conn_budget(r->c);
-  while (r->next < r->n && wsl_conn_state(r->c) == WSL_CONN_OPEN) {
-    lua_pushvalue(L, 3);
-    lua_pushvalue(L, 4);
-    lua_pushvalue(L, 1);
-    call(L, budget, 1, 3, &d.runners, run_start_ref, r);
+  while (run_pending(r) && (protected || d.runners.n > 0)) {
+    lua_pushvalue(L, owner);
+    call(L, budget, owner, 1, &d.runners, run_start_ref, r);
   }
+}
+
+/* run_messages(owner, run): run_resumes, protected. */
+static int run_messages(lua_State *L) {
+  run_resumes(L, lua_touserdata(L, 2), 1, 1);
   return 0;
 }
 
@@ -326,8 +356,7 @@ static void make_closures(lua_State *L) {
   push_keys(L);
   lua_pushcclosure(L, deliver, K_COUNT - 1);
   deliver_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  push_keys(L);
-  lua_pushcclosure(L, run_messages, K_COUNT - 1);
+  lua_pushcfunction(L, run_messages);
   run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   push_keys(L);
   lua_pushcclosure(L, run_start, K_COUNT - 1);
@@ -341,15 +370,33 @@ void wsl_dispatch_push(lua_State *L) {
 
 size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
                              const wsl_message_t *msgs, size_t n) {
-  run_t r = {c, msgs, n, 0, NULL, 0, 0, running};
+  run_t r = {c, lua_topointer(L, -1), msgs, n, 0, NULL, 0, 0, running};
+  int owner = lua_gettop(L);
+  if (d.L != L) { /* no endpoint in this VM */
+    lua_settop(L, owner - 1);
+    return 0;
+  }
   make_closures(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, run_ref);
-  lua_insert(L, -2);
-  lua_pushlightuserdata(L, &r);
   running = &r;
-  wsl_vm_call(L, 2, "data handler");
+  /* The usual case: pooled coroutines take the run, and nothing here can
+   * raise an error (the resume protects what runs in it), so there is no
+   * pcall around it, which cost as much as a tenth of a message. A run
+   * that needs a new coroutine goes on inside one. */
+  run_resumes(L, &r, owner, 0);
+  if (run_pending(&r)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, run_ref);
+    lua_pushvalue(L, owner);
+    lua_pushlightuserdata(L, &r);
+    wsl_vm_call(L, 2, "data handler");
+  }
+  lua_settop(L, owner - 1);
   running = r.outer;
   return r.general ? r.next : n;
+}
+
+wsl_conn_t *wsl_dispatch_client_conn(lua_State *L, int idx) {
+  run_t *r = running;
+  return r && r->client == lua_topointer(L, idx) ? r->c : NULL;
 }
 
 /* Adds the metatable on top (popped) to the known members, anchored for

@@ -19,6 +19,11 @@ void wsl_dispatch_push(lua_State *L);
 size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
                              const wsl_message_t *msgs, size_t n);
 
+/* The connection of the client at idx when it is the owner of the run of
+ * whole messages going on (its handler is sending an answer), else NULL:
+ * client:send then needs no lookup of its handle. */
+wsl_conn_t *wsl_dispatch_client_conn(lua_State *L, int idx);
+
 /* Registers call, dispatch_init and IDLE in the module table on top of the
  * stack. */
 void wsl_lua_open_dispatch(lua_State *L);
