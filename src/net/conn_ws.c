@@ -372,7 +372,10 @@ static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
 }
 
 void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
-  batch_t b = {.c = c, .n = 0, .outer = batch};
+  batch_t b; /* not zeroed: m is 1.5 KiB, filled as messages come */
+  b.c = c;
+  b.n = 0;
+  b.outer = batch;
   batch = &b;
   parse_input(c, data, len);
   flush_batch(c);
