@@ -1,8 +1,10 @@
 -- Messages that arrive together: the whole messages of one read run one
--- after another in one coroutine (src/lua/dispatch.c). Each still has a
--- handler budget of its own, one that waits does not hold up the next,
--- and the order the peer sent is kept against control frames, errors and
--- a close the handler makes. Raw frames written in one go over loopback.
+-- after another in one coroutine (src/lua/dispatch.c), and the few small
+-- ones of many reads of a loop turn, from every connection, run together
+-- after the turn's reads (src/net/turn.c). Each still has a handler budget
+-- of its own, one that waits does not hold up the next, and the order the
+-- peer sent is kept against control frames, errors, larger messages and a
+-- close the handler makes. Raw frames written in one go over loopback.
 local wslua = require "wslua"
 local h = require "helpers"
 
@@ -198,6 +200,82 @@ describe("the whole messages of one read", function()
       end
       c:close()
       h.stop(server)
+    end)
+  end)
+end)
+
+describe("the small messages of a loop turn", function()
+  it("from many connections, one in flight on each, are answered in order", function()
+    -- Every connection has one message in flight at a time: each read
+    -- brings one, and those of a turn run together. The clients are
+    -- wslua.connect clients of the same process, so the turn holds their
+    -- answers (for an owner that takes messages one by one) among the
+    -- endpoint's messages.
+    ran = {}
+    local server = h.serve(host(0.5))
+    h.run(function()
+      local clients = {}
+      for i = 1, 20 do
+        clients[i] = assert(wslua.connect(server:url("/ws")))
+      end
+      for round = 1, 25 do
+        for i, c in ipairs(clients) do
+          assert(c:send(i .. ":" .. round))
+        end
+        for i, c in ipairs(clients) do
+          assert.equal(i .. ":" .. round, (c:receive()))
+        end
+      end
+      assert.equal(20 * 25, #ran)
+      for _, c in ipairs(clients) do
+        c:close()
+      end
+      h.stop(server)
+    end, 30)
+  end)
+
+  it("keep their place around a larger message of the same read", function()
+    session(0.5, function(s, buf)
+      local big = string.rep("L", 5000) -- not copied to the turn
+      write_together(s, { "a", big, "b" })
+      local got = read_frames(s, buf, 3)
+      assert.same({ { OP_TEXT, "a" }, { OP_TEXT, big }, { OP_TEXT, "b" } }, got)
+      -- Then reads of one message each, then one of many: still in order.
+      for i = 1, 3 do
+        write_together(s, { "c" .. i })
+      end
+      write_together(s, { "d1", "d2", "d3", "d4", "d5", "d6" })
+      got = read_frames(s, buf, 9)
+      for i = 1, 3 do
+        assert.same({ OP_TEXT, "c" .. i }, got[i])
+      end
+      for i = 1, 6 do
+        assert.same({ OP_TEXT, "d" .. i }, got[3 + i])
+      end
+    end)
+  end)
+
+  it("give every handler call a budget of its own", function()
+    -- Three calls of 0.2 s each in one turn: 0.6 s in one resume, past a
+    -- 0.3 s budget that each of them keeps to.
+    session(0.3, function(s, buf)
+      write_together(s, { "spin", "spin", "spin", "end" })
+      local got = read_frames(s, buf, 4)
+      for i = 1, 3 do
+        assert.same({ OP_TEXT, "spin" }, got[i])
+      end
+      assert.same({ OP_TEXT, "end" }, got[4])
+    end)
+  end)
+
+  it("are all handled when the peer closes TCP right after them", function()
+    session(0.5, function(s)
+      write_together(s, { "x1", "x2", "x3" })
+      s:close()
+      h.wait_for(function()
+        return #ran == 3
+      end, 5)
+      assert.same({ "x1", "x2", "x3" }, ran)
     end)
   end)
 end)

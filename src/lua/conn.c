@@ -226,15 +226,23 @@ static void on_data(wsl_conn_t *c, int opcode, const char *data, size_t len,
   wsl_vm_call(L, 6, "data handler");
 }
 
-/* The whole messages of one read: an endpoint's run together (dispatch.c),
- * any other owner's one by one. */
-static void on_messages(wsl_conn_t *c, const wsl_message_t *msgs, size_t n) {
+int wsl_lua_conn_push_owner(lua_State *L, wsl_conn_t *c) {
+  lconn_t *lc = wsl_conn_data(c);
+  return lc && lc->conn == c && push_owner(L, lc);
+}
+
+/* Whole messages (a loop turn's, or a read's): endpoints' clients' run
+ * together (dispatch.c), any other owner's one by one. */
+static void on_messages(const wsl_message_t *msgs, size_t n) {
   lua_State *L = wsl_vm()->L;
-  if (!push_owner(L, wsl_conn_data(c)))
-    return;
-  size_t i = wsl_dispatch_messages(L, c, msgs, n);
-  for (; i < n && wsl_conn_state(c) == WSL_CONN_OPEN; i++)
-    on_data(c, msgs[i].opcode, msgs[i].data, msgs[i].len, 1, 1);
+  for (size_t i = 0; i < n;) {
+    i += wsl_dispatch_messages(L, msgs + i, n - i);
+    if (i == n)
+      break;
+    const wsl_message_t *m = &msgs[i++];
+    if (wsl_conn_state(m->conn) == WSL_CONN_OPEN)
+      on_data(m->conn, m->opcode, m->data, m->len, 1, 1);
+  }
 }
 
 static void on_close(wsl_conn_t *c, int code, const char *reason,

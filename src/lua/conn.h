@@ -18,5 +18,8 @@ wsl_conn_t *wsl_lua_conn_check(lua_State *L, int idx);
 
 /* The handler budget (seconds, 0: none) its owner's calls get (conn:_own). */
 lua_Number wsl_lua_conn_budget(const wsl_conn_t *c);
+/* Pushes what conn:_own set for c (its owner) and returns 1; 0 (nothing
+ * pushed) when it has none. */
+int wsl_lua_conn_push_owner(lua_State *L, wsl_conn_t *c);
 
 #endif

@@ -51,16 +51,21 @@ typedef struct {
 /* One VM per thread. */
 static _Thread_local dispatch_t d;
 
-/* The whole messages of one read being run (wsl_dispatch_messages): the
- * innermost on top (a handler may feed another connection's bytes). */
+/* Whole messages being run (wsl_dispatch_messages), of one connection or
+ * of many (a loop turn's): the innermost on top (a handler may feed
+ * another connection's bytes). */
 typedef struct run {
-  wsl_conn_t *c;
-  const void *client; /* the owner (held on the VM's stack while it runs) */
   const wsl_message_t *msgs;
   size_t n, next; /* msgs[next] is the next one to run */
   lua_State *co;  /* the coroutine that takes them now, or NULL */
-  int kind;       /* ON_DATA or ON_MESSAGE: what the handler takes */
-  int general;    /* 1: not an endpoint's client (conn.c delivers them) */
+  /* The connection whose owner the coroutine has set up (fn, handler,
+   * client on its stack), or NULL; its client, and how its handler takes
+   * messages (ON_DATA or ON_MESSAGE). */
+  wsl_conn_t *c;
+  const void *client;
+  int kind;
+  lua_Number budget; /* the resume's: a connection with another ends it */
+  int general;       /* msgs[next]'s owner is not an endpoint's client */
   struct run *outer;
 } run_t;
 
@@ -68,8 +73,9 @@ static _Thread_local run_t *running;
 
 /* Resumes a coroutine from the pool, or a new one running body (a registry
  * reference), with the nvalues values on top of L's stack, under budget
- * (seconds, 0: none); on_error (a stack index) is what scheduler settle
- * calls if it fails. Pops the values. A coroutine that yields IDLE goes
+ * (seconds, 0: none); on_error (a stack index; 0: the owner of the run's
+ * connection) is what scheduler settle calls if it fails. Pops the
+ * values. A coroutine that yields IDLE goes
  * back to the pool; one that waits or fails goes to settle. With run, the
  * coroutine takes the run's messages while it is being resumed. */
 static void call(lua_State *L, lua_Number budget, int on_error, int nvalues,
@@ -111,7 +117,10 @@ static void call(lua_State *L, lua_Number budget, int on_error, int nvalues,
     lua_pushnumber(L, budget);
   else
     lua_pushnil(L);
-  lua_pushvalue(L, on_error);
+  if (on_error)
+    lua_pushvalue(L, on_error);
+  else if (!run->c || !wsl_lua_conn_push_owner(L, run->c))
+    lua_pushnil(L);
   lua_pushboolean(L, ok);
   lua_xmove(co, L, moved);
   /* Protected: a run's resumes are not inside a pcall (run_resumes). */
@@ -258,47 +267,63 @@ static int yield_idle(lua_State *co) {
   return lua_yieldk(co, 1, 0, run_body);
 }
 
-/* A run's coroutine resumed with the owner (at 1): finds the function that
- * takes the run's messages and leaves (fn, handler, client) on the stack.
- * Returns 0 when there is nothing for it to run: the owner is not an
- * endpoint's client (the run is marked general, conn.c delivers them) or
- * its handler takes no messages. Here, inside the coroutine, so that the
- * lookups (which may call metamethods) are protected by the resume. */
-static int take_run(lua_State *co) {
-  run_t *r = running;
-  if (r == NULL || r->co != co)
-    return 0;
-  int kind = endpoint_handler(co, 1);
-  if (kind == NOT_ENDPOINT) {
-    r->general = 1;
-    return 0;
+/* Sets the run up for msgs[next] in co: skips the messages of closed
+ * connections and of owners without a handler for them, and when the
+ * connection changes, leaves (fn, handler, client) of its owner on co's
+ * stack. Returns 0 when this resume has nothing more to run: the end, an
+ * owner that is not an endpoint's client (marked general: conn.c delivers
+ * it), or a connection under another budget (the next resume takes it).
+ * Here, inside the coroutine, so that the lookups (which may call
+ * metamethods) are protected by the resume. */
+static int next_message(lua_State *co, run_t *r) {
+  while (r->next < r->n) {
+    wsl_conn_t *c = r->msgs[r->next].conn;
+    if (wsl_conn_state(c) != WSL_CONN_OPEN) {
+      r->next++;
+      continue;
+    }
+    if (c == r->c)
+      return 1;
+    if (wsl_lua_conn_budget(c) != r->budget)
+      return 0;
+    r->c = NULL;
+    lua_settop(co, 0);
+    if (!wsl_lua_conn_push_owner(co, c)) { /* nobody takes its messages */
+      r->next++;
+      continue;
+    }
+    int kind = endpoint_handler(co, 1);
+    if (kind == NOT_ENDPOINT) {
+      r->general = 1;
+      return 0;
+    }
+    if (kind == NO_HANDLER) {
+      while (r->next < r->n && r->msgs[r->next].conn == c)
+        r->next++;
+      continue;
+    }
+    lua_rotate(co, 1, -1); /* fn, handler, client */
+    r->c = c;
+    r->client = lua_topointer(co, 3);
+    r->kind = kind;
+    return 1;
   }
-  if (kind == NO_HANDLER) {
-    r->next = r->n;
-    return 0;
-  }
-  r->kind = kind;
-  lua_rotate(co, 1, -1); /* fn, handler, client */
-  return 1;
+  return 0;
 }
 
-/* The body of a run's coroutine, resumed with the owner: the owner's
- * function for each message of the run while the coroutine is the one the
- * run resumes; then it yields IDLE and waits, in the pool, for the next
- * run. All in C, with continuations: a Lua
- * body between the runs cost about as much as a message. A handler that
- * waits leaves the rest to another coroutine: when it is resumed later and
- * returns, the run has moved on (or ended), and this yields IDLE to
- * whoever resumed it (the scheduler then forgets it). */
+/* The body of a run's coroutine: the owner's function for each message of
+ * the run while the coroutine is the one the run resumes; then it yields
+ * IDLE and waits, in the pool, for the next run. All in C, with
+ * continuations: a Lua body between the runs cost about as much as a
+ * message. A handler that waits leaves the rest to another coroutine: when
+ * it is resumed later and returns, the run has moved on (or ended), and
+ * this yields IDLE to whoever resumed it (the scheduler then forgets it). */
 static int run_body(lua_State *co, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  if (lua_gettop(co) == 1 && !take_run(co))
-    return yield_idle(co);
   for (;;) {
     run_t *r = running;
-    if (r == NULL || r->co != co || r->next >= r->n ||
-        wsl_conn_state(r->c) != WSL_CONN_OPEN)
+    if (r == NULL || r->co != co || !next_message(co, r))
       return yield_idle(co);
     const wsl_message_t *m = &r->msgs[r->next++];
     wsl_budget_restart();
@@ -322,25 +347,51 @@ static _Thread_local lua_State *closures_vm;
 static _Thread_local int deliver_ref = LUA_NOREF, run_ref = LUA_NOREF,
                          run_start_ref = LUA_NOREF;
 
-/* Whether the run has messages left to run. */
-static int run_pending(const run_t *r) {
-  return r->next < r->n && !r->general && wsl_conn_state(r->c) == WSL_CONN_OPEN;
+/* Skips the messages of closed connections; returns whether the run has
+ * more for a resume to take. */
+static int run_pending(run_t *r) {
+  while (r->next < r->n &&
+         wsl_conn_state(r->msgs[r->next].conn) != WSL_CONN_OPEN)
+    r->next++;
+  return r->next < r->n && !r->general;
 }
 
-/* Resumes a run's coroutines, one after another, until the run is over:
- * one unless a handler waits. The owner is at owner. Unprotected, it stops
- * rather than make a new coroutine (lua_newthread may raise an error). */
-static void run_resumes(lua_State *L, run_t *r, int owner, int protected) {
-  lua_Number budget = wsl_lua_conn_budget(r->c);
+/* Whether the owner of c is an endpoint's client: a run takes its
+ * messages. Checked before a resume, which would find out only after. */
+static int endpoint_owner(lua_State *L, wsl_conn_t *c) {
+  if (!wsl_lua_conn_push_owner(L, c))
+    return 0;
+  int member = 0;
+  if (lua_getmetatable(L, -1)) {
+    const void *mt = lua_topointer(L, -1);
+    for (int i = 0; i < d.nmembers && !member; i++)
+      member = mt == d.member_mts[i];
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return member;
+}
+
+/* Resumes coroutines for the run, one after another, until it is over or
+ * reaches an owner that takes its messages one by one: one resume a
+ * budget unless a handler waits. Unprotected, it stops rather than make a
+ * new coroutine (lua_newthread may raise an error). */
+static void run_resumes(lua_State *L, run_t *r, int protected) {
   while (run_pending(r) && (protected || d.runners.n > 0)) {
-    lua_pushvalue(L, owner);
-    call(L, budget, owner, 1, &d.runners, run_start_ref, r);
+    wsl_conn_t *c = r->msgs[r->next].conn;
+    if (!endpoint_owner(L, c)) {
+      r->general = 1;
+      return;
+    }
+    r->c = NULL;
+    r->budget = wsl_lua_conn_budget(c);
+    call(L, r->budget, 0, 0, &d.runners, run_start_ref, r);
   }
 }
 
-/* run_messages(owner, run): run_resumes, protected. */
+/* run_messages(run): run_resumes, protected. */
 static int run_messages(lua_State *L) {
-  run_resumes(L, lua_touserdata(L, 2), 1, 1);
+  run_resumes(L, lua_touserdata(L, 1), 1);
   return 0;
 }
 
@@ -368,35 +419,30 @@ void wsl_dispatch_push(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, deliver_ref);
 }
 
-size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
-                             const wsl_message_t *msgs, size_t n) {
-  run_t r = {c, lua_topointer(L, -1), msgs, n, 0, NULL, 0, 0, running};
-  int owner = lua_gettop(L);
-  if (d.L != L) { /* no endpoint in this VM */
-    lua_settop(L, owner - 1);
+size_t wsl_dispatch_messages(lua_State *L, const wsl_message_t *msgs,
+                             size_t n) {
+  if (d.L != L) /* no endpoint in this VM */
     return 0;
-  }
+  run_t r = {.msgs = msgs, .n = n, .outer = running};
   make_closures(L);
   running = &r;
   /* The usual case: pooled coroutines take the run, and nothing here can
    * raise an error (the resume protects what runs in it), so there is no
    * pcall around it, which cost as much as a tenth of a message. A run
    * that needs a new coroutine goes on inside one. */
-  run_resumes(L, &r, owner, 0);
+  run_resumes(L, &r, 0);
   if (run_pending(&r)) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, run_ref);
-    lua_pushvalue(L, owner);
     lua_pushlightuserdata(L, &r);
-    wsl_vm_call(L, 2, "data handler");
+    wsl_vm_call(L, 1, "data handler");
   }
-  lua_settop(L, owner - 1);
   running = r.outer;
-  return r.general ? r.next : n;
+  return r.next;
 }
 
 wsl_conn_t *wsl_dispatch_client_conn(lua_State *L, int idx) {
   run_t *r = running;
-  return r && r->client == lua_topointer(L, idx) ? r->c : NULL;
+  return r && r->c && r->client == lua_topointer(L, idx) ? r->c : NULL;
 }
 
 /* Adds the metatable on top (popped) to the known members, anchored for

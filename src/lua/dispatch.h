@@ -11,13 +11,13 @@
  * hands a connection's message data to its owner. */
 void wsl_dispatch_push(lua_State *L);
 
-/* Runs the owner's handler for each of the n whole messages of c (the
- * owner on top of L's stack, popped) while c stays open: an endpoint's
- * on_data, in one coroutine unless a handler waits. Returns how many it
- * took: fewer than n when the owner is not an endpoint's client, and the
- * rest go to deliver one by one. */
-size_t wsl_dispatch_messages(lua_State *L, wsl_conn_t *c,
-                             const wsl_message_t *msgs, size_t n);
+/* Runs the owners' handlers for the n whole messages, of one connection
+ * or of many (each connection's in order, and none of a connection that is
+ * no longer open): an endpoint's on_message or on_data, one coroutine
+ * resumed for all of them unless a handler waits. Returns how many it
+ * took: fewer than n when msgs[returned]'s owner is not an endpoint's
+ * client; that one goes to deliver. */
+size_t wsl_dispatch_messages(lua_State *L, const wsl_message_t *msgs, size_t n);
 
 /* The connection of the client at idx when it is the owner of the run of
  * whole messages going on (its handler is sending an answer), else NULL:

@@ -212,6 +212,12 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_now(wsl_conn_t *c) {
   if (c->handles_closing)
     return;
+  /* The messages of the turn so far reach their owners first: c's, while
+   * it is open, and the others', so that none refers to c once it is
+   * freed (turn.c). Their handlers may close c themselves. */
+  wsl__turn_run();
+  if (c->handles_closing)
+    return;
   /* Off the flush list now: the connection is freed by a close callback
    * of this loop turn, before the next flush. */
   if (c->batched)

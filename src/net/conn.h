@@ -45,13 +45,14 @@ typedef struct {
 void wsl_ws_options_default(wsl_ws_options_t *o);
 
 /* Frees what this thread keeps for all its connections (the shared
- * compressors, spare cork buffers): a worker thread that ends calls it once none of its
- * connections is left. */
+ * compressors, spare cork buffers): a worker thread that ends calls it once
+ * none of its connections is left. */
 void wsl_conn_thread_exit(void);
 
 /* A whole message, as on_messages hands it: uncompressed, in one piece, and
  * (text) checked to be UTF-8. */
 typedef struct {
+  wsl_conn_t *conn; /* the connection it came on */
   const char *data;
   size_t len;
   int opcode; /* WSL_OP_TEXT or WSL_OP_BINARY */
@@ -72,14 +73,16 @@ typedef struct {
    * be empty). Text has been checked to be UTF-8 so far. */
   void (*on_data)(wsl_conn_t *c, int opcode, const char *data, size_t len,
                   int first, int last);
-  /* Optional: whole messages that came in one read, in order, given
-   * together instead of one on_data each (an owner that runs a script per
-   * message sets up once for all of them). They come before anything else
-   * the connection does after them (other messages' pieces, a control
-   * frame answered, a failure), and data is valid during the call. The
-   * owner checks wsl_conn_state before each: once it has closed the
-   * connection, the rest are not for it. */
-  void (*on_messages)(wsl_conn_t *c, const wsl_message_t *msgs, size_t n);
+  /* Optional: whole messages given together instead of one on_data each
+   * (an owner that runs a script per message sets up once for all of
+   * them): the small ones of a loop turn, from every connection of the
+   * thread with this handler, after the turn's reads (turn.c); a larger one
+   * with the others of its read. Each connection's come in order, and
+   * before anything else the connection does after them (other messages'
+   * pieces, a control frame answered, a failure, its close); data is valid
+   * during the call. The owner checks wsl_conn_state before each: once a
+   * connection is closed, the rest are not for it. */
+  void (*on_messages)(const wsl_message_t *msgs, size_t n);
   /* The connection is gone; called exactly once, after which c is freed.
    * code is the close code of the session (1006 when none was exchanged);
    * error is NULL, or what went wrong (a dial failure, a protocol error). */

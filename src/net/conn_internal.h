@@ -164,6 +164,17 @@ int wsl__flush_attach(wsl_conn_t *c);
 void wsl__flush_detach(wsl_conn_t *c);
 int wsl__flush_list(wsl_conn_t *c);
 void wsl__flush_unlist(wsl_conn_t *c);
+/* Makes sure the flusher runs this turn (turn.c has messages waiting). */
+void wsl__flush_wake(wsl_conn_t *c);
+
+/* turn.c: the small whole messages of a loop turn, run after its reads. A
+ * message up to this size is copied there; a larger one is not. */
+#define WSL_TURN_MESSAGE_MAX 1024
+/* 1 when the message (copied) joined the turn; 0 when it cannot (too
+ * large, a turn being run, no on_messages). */
+int wsl__turn_add(const wsl_message_t *m);
+/* Hands what waits to the owners (nothing while a run is going on). */
+void wsl__turn_run(void);
 
 /* Closes once what waits is written, the peer having finished (its close
  * frame came): the FIN may go with the last bytes. */

@@ -146,14 +146,17 @@ static void remember_close(wsl_conn_t *c, int code, const char *reason,
     memcpy(c->close_reason, reason, len);
 }
 
-/* --- whole messages, a read's worth at a time -------------------------- */
+/* --- whole messages ---------------------------------------------------- */
 
 /* Whole messages waiting for the owner's on_messages: pointers into the
  * bytes of the read being parsed, which stay put until wsl__ws_input
  * returns. Handed over when it returns, when full, and before any other
  * event of the connection reaches the owner or the peer, so that order is
- * what the peer sent. */
+ * what the peer sent. A read that brought only a few small ones leaves
+ * them to the loop turn's instead (turn.c): they go with the other
+ * connections', one setup for all. */
 #define BATCH_MAX 64
+#define TURN_READ_MAX 4 /* messages of a read that the turn takes */
 
 typedef struct batch {
   wsl_conn_t *c;
@@ -166,14 +169,49 @@ typedef struct batch {
  * may feed another connection's bytes (pipelined HTTP). */
 static _Thread_local batch_t *batch;
 
+/* Hands the read's batch to the owner, after what waits in the turn (c's
+ * messages there came before). */
 static void flush_batch(wsl_conn_t *c) {
   batch_t *b = batch;
   if (b == NULL || b->c != c || b->n == 0)
     return;
+  wsl__turn_run();
   size_t n = b->n;
   b->n = 0;
   if (c->state == WSL_CONN_OPEN)
-    c->handler->on_messages(c, b->m, n);
+    c->handler->on_messages(b->m, n);
+}
+
+/* Before anything but a whole message of c reaches its owner or its peer:
+ * the whole messages that came before it are handed over. */
+static void sync_messages(wsl_conn_t *c) {
+  wsl__turn_run();
+  flush_batch(c);
+}
+
+/* At the end of a read: a few small messages join the turn, others go to
+ * the owner now. */
+static int all_small(const batch_t *b) {
+  for (size_t i = 0; i < b->n; i++)
+    if (b->m[i].len > WSL_TURN_MESSAGE_MAX)
+      return 0;
+  return 1;
+}
+
+static void end_batch(wsl_conn_t *c) {
+  batch_t *b = batch;
+  size_t taken = 0;
+  if (b->n <= TURN_READ_MAX && all_small(b))
+    while (taken < b->n && wsl__turn_add(&b->m[taken]))
+      taken++;
+  if (taken == b->n) {
+    b->n = 0;
+    return;
+  }
+  /* Not all of them: the rest go now, in order after those taken. */
+  memmove(b->m, b->m + taken, (b->n - taken) * sizeof *b->m);
+  b->n -= taken;
+  flush_batch(c);
 }
 
 /* 1 when the message (all of it in data) joined the batch. */
@@ -183,7 +221,7 @@ static int batch_message(wsl_conn_t *c, const uint8_t *data, size_t len) {
     return 0;
   c->msg_delivered = c->msg_done = 1;
   c->stats.messages_in++;
-  b->m[b->n++] = (wsl_message_t){(const char *)data, len, c->msg_opcode};
+  b->m[b->n++] = (wsl_message_t){c, (const char *)data, len, c->msg_opcode};
   if (b->n == BATCH_MAX)
     flush_batch(c);
   return 1;
@@ -194,7 +232,7 @@ static int batch_message(wsl_conn_t *c, const uint8_t *data, size_t len) {
 void wsl__conn_fail(wsl_conn_t *c, int code, const char *why) {
   if (c->handles_closing)
     return;
-  flush_batch(c); /* what came before the fault is answered first */
+  sync_messages(c); /* what came before the fault is answered first */
   wsl_log(WSL_LOG_INFO, "%s: closing with %d: %s", wsl_conn_remote_addr(c),
           code, why);
   if (!c->close_sent)
@@ -240,7 +278,7 @@ static void on_close_frame(wsl_conn_t *c) {
 }
 
 static void on_control_frame(wsl_conn_t *c, int opcode) {
-  flush_batch(c);
+  sync_messages(c);
   switch (opcode) {
   case WSL_OP_PING:
     if (c->state == WSL_CONN_OPEN)
@@ -258,7 +296,7 @@ static void on_control_frame(wsl_conn_t *c, int opcode) {
 }
 
 void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last) {
-  flush_batch(c);
+  sync_messages(c);
   int first = !c->msg_delivered;
   c->msg_delivered = 1;
   if (last) {
@@ -378,7 +416,7 @@ void wsl__ws_input(wsl_conn_t *c, uint8_t *data, size_t len) {
   b.outer = batch;
   batch = &b;
   parse_input(c, data, len);
-  flush_batch(c);
+  end_batch(c);
   batch = b.outer;
 }
 

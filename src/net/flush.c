@@ -34,6 +34,9 @@ static void free_list(void) {
 }
 
 static void on_prepare(uv_prepare_t *p) {
+  /* The turn's messages first (turn.c): what their handlers write leaves
+   * with the rest. */
+  wsl__turn_run();
   /* A flush calls no owner code, so it lists no connection; it may close
    * one (a write error), the last one even, which unlists it. */
   fl.flushing = 1;
@@ -96,6 +99,12 @@ int wsl__flush_list(wsl_conn_t *c) {
   fl.list[fl.len++] = c;
   c->flush_slot = (unsigned)fl.len;
   return 0;
+}
+
+void wsl__flush_wake(wsl_conn_t *c) {
+  (void)c; /* batched: its thread's flusher exists */
+  if (fl.prepare)
+    uv_prepare_start(fl.prepare, on_prepare);
 }
 
 void wsl__flush_unlist(wsl_conn_t *c) {
