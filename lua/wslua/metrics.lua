@@ -73,15 +73,17 @@ local function current()
       refused = r.refused, closes = r.closes, buffered = 0,
     }
   end
-  for client in pairs(observe.live) do
-    local n = now[client._label]
-    local bytes_in, bytes_out, msgs_in, msgs_out = client.conn:stats()
-    n.bytes_in = n.bytes_in + bytes_in
-    n.bytes_out = n.bytes_out + bytes_out
-    n.messages_in = n.messages_in + msgs_in
-    n.messages_out = n.messages_out + msgs_out
-    n.dropped = n.dropped + client.conn:dropped()
-    n.buffered = n.buffered + client.conn:buffered()
+  for clients in pairs(observe.sessions) do
+    for _, client in pairs(clients) do
+      local n = now[client._label]
+      local bytes_in, bytes_out, msgs_in, msgs_out = client.conn:stats()
+      n.bytes_in = n.bytes_in + bytes_in
+      n.bytes_out = n.bytes_out + bytes_out
+      n.messages_in = n.messages_in + msgs_in
+      n.messages_out = n.messages_out + msgs_out
+      n.dropped = n.dropped + client.conn:dropped()
+      n.buffered = n.buffered + client.conn:buffered()
+    end
   end
   return now
 end

@@ -20,7 +20,11 @@ observe.routes = routes
 
 observe.http_requests = {} -- status -> responses
 observe.reload_failures = 0
-observe.live = {}          -- client -> when it opened (clock()), for the open sessions
+-- The open sessions, as the tables that index them: each endpoint's
+-- clients_by_id (weak keys: an endpoint dropped by a reload goes). Not a
+-- table keyed by client, which cost every idle connection a hash node;
+-- when a session opened is in its handle (conn:_owned_at()).
+observe.sessions = setmetatable({}, { __mode = "k" })
 
 local function route_stats(label)
   local r = routes[label]
@@ -124,14 +128,14 @@ function observe.session(req)
 end
 
 -- Called when a client is open (after the 101), with the upgrade request;
--- client._label is set. When it opened is its entry in live (no table of
--- its own: it would cost every idle connection).
+-- client._label is set, and the client is in its endpoint's clients_by_id
+-- (which is how metrics find the open sessions).
 function observe.ws_open(client, req)
   local label = client._label
   local r = route_stats(label)
   r.opened = r.opened + 1
   r.open = r.open + 1
-  observe.live[client] = clock()
+  observe.sessions[client.endpoint.clients_by_id] = true
   if next(listeners) ~= nil and not client.endpoint.internal then
     emit { type = "open", id = client.id, route = label, path = req.path,
       remote = client.remote_addr }
@@ -161,13 +165,10 @@ function observe.closed_by(code, err, first)
   return "error"
 end
 
--- Called once when a client's connection is gone, before on_close runs.
+-- Called once when a client's connection is gone (it has left its
+-- endpoint's clients_by_id), before on_close runs.
 function observe.ws_close(client, code, reason, err)
-  local started = observe.live[client]
-  if not started then
-    return
-  end
-  observe.live[client] = nil
+  local started = client.conn:_owned_at() or clock()
   local bytes_in, bytes_out, msgs_in, msgs_out, first = client.conn:stats()
   local r = route_stats(client._label)
   r.open = r.open - 1

@@ -23,8 +23,14 @@
 typedef struct {
   wsl_conn_t *conn; /* NULL once the connection is gone */
   lua_Integer id;
-  lua_Number budget; /* the owner's handler budget (conn:_own), 0: none */
-  int self_ref;      /* anchors the userdata while the connection lives */
+  /* When conn:_own last gave it an owner (core.clock's seconds): a
+   * session's start, for its access line, kept here rather than in a table
+   * keyed by client (issue 6: ~40 bytes an idle connection). */
+  double owned_at;
+  /* The owner's handler budget (conn:_own; seconds, 0: none): a float,
+   * which fits beside self_ref (a handle stays 32 bytes). */
+  float budget;
+  int self_ref; /* anchors the userdata while the connection lives */
 } lconn_t;
 
 /* Ids are unique in the process: worker w of n numbers its connections
@@ -63,6 +69,7 @@ void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
   lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 2);
   lc->conn = c;
   lc->budget = 0;
+  lc->owned_at = 0;
   lc->id = next_seq++ * wsl_worker_count() + wsl_worker_id();
   luaL_setmetatable(L, CONN_MT);
   lua_pushvalue(L, handlers_idx);
@@ -667,11 +674,12 @@ static int conn_id(lua_State *L) {
  * connection's message data (a Client); nil: none. Set by owners.set. With
  * budget (seconds, nil: none), the owner's handler calls are held to it
  * (conn:_budget(); dispatch.c reads it here, not from the owner: one field
- * less for every idle client). */
+ * less for every idle client). conn:_owned_at() says when. */
 static int conn_own(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
   if (!lua_isnone(L, 3))
-    lc->budget = luaL_optnumber(L, 3, 0);
+    lc->budget = (float)luaL_optnumber(L, 3, 0);
+  lc->owned_at = (double)uv_hrtime() / 1e9;
   lua_settop(L, 2);
   lua_setiuservalue(L, 1, 2);
   return 0;
@@ -690,6 +698,17 @@ static int conn_budget(lua_State *L) {
 lua_Number wsl_lua_conn_budget(const wsl_conn_t *c) {
   const lconn_t *lc = wsl_conn_data(c);
   return lc ? lc->budget : 0;
+}
+
+/* conn:_owned_at() -> when conn:_own last set the owner, in core.clock's
+ * seconds; nil if it never did. */
+static int conn_owned_at(lua_State *L) {
+  lconn_t *lc = check_conn(L, 1);
+  if (lc->owned_at > 0)
+    lua_pushnumber(L, lc->owned_at);
+  else
+    lua_pushnil(L);
+  return 1;
 }
 
 /* conn:_owner() -> what conn:_own set, or nil. */
@@ -835,6 +854,7 @@ static const luaL_Reg conn_methods[] = {
     {"compressed", conn_compressed},
     {"_own", conn_own},
     {"_owner", conn_owner},
+    {"_owned_at", conn_owned_at},
     {"_budget", conn_budget},
     {NULL, NULL},
 };
