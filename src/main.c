@@ -246,8 +246,20 @@ static int run_vm(uv_loop_t *loop, void *arg) {
    * young (a handshake's request and headers, a message and its body), and
    * minor collections free it at once, where the incremental collector
    * waited for the heap to double (an idle connection held about 2.4 KB of
-   * RSS after a burst of handshakes that way, 1.4 KB this way). */
-  lua_gc(L, LUA_GCGEN, 0, 0);
+   * RSS after a burst of handshakes that way, 1.4 KB this way).
+   * While the heap grows with live data (a burst of connections that stay),
+   * a major collection frees little and the collector falls back to full
+   * collections spaced by its pause (Lua 5.4's "bad collection" mode): at
+   * the default 200 the garbage can reach the live heap's size before the
+   * next one, 0 to 100% of it at any moment, so 10,000 idle connections
+   * held 1,550 to 1,600 B of RSS each depending on where the burst ended.
+   * A pause of 150 bounds it to half, and a major multiplier of 50 (a major
+   * collection once the heap is half again what the last one left) keeps
+   * old garbage from growing as far in between: about 1,400 B (issue 6,
+   * bench/results/2026-11-23-idle2.md). Minor collections, and so the
+   * per-message path, use neither. */
+  lua_gc(L, LUA_GCINC, 150, 0, 0);
+  lua_gc(L, LUA_GCGEN, 0, 50);
   wsl_vm_init(L, loop);
   set_paths(L, o->app);
 
