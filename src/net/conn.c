@@ -855,12 +855,38 @@ static int check_backpressure(wsl_conn_t *c) {
   return UV_ENOBUFS;
 }
 
+/* The usual answer: a small uncompressed frame from the server, for the
+ * loop turn's write. Its header is two bytes, and it goes straight into the
+ * cork (what queue_writev would do, without the general path's steps: it
+ * is on nearly every message's path). Returns 0, an error, or 1 when it is
+ * not such a frame. */
+static int send_small(wsl_conn_t *c, int opcode, const void *data, size_t len) {
+  if (len >= 126 || c->role != WSL_ROLE_SERVER || !c->batched ||
+      c->handles_closing || c->cork.bytes + 2 + len > CORK_MAX ||
+      (c->compress && len >= c->ws->deflate_config.threshold))
+    return 1;
+  uint8_t head[2] = {(uint8_t)(0x80 | opcode), (uint8_t)len};
+  uv_buf_t b[2] = {uv_buf_init((char *)head, 2),
+                   uv_buf_init((char *)data, (unsigned)len)};
+  if (wsl_cork_copyv(&c->cork, b, 2) != 0)
+    return UV_ENOMEM;
+  c->stats.bytes_out += 2 + len;
+  if (wsl__flush_list(c) != 0)
+    return wsl__conn_flush(c);
+  return 0;
+}
+
 int wsl_conn_send(wsl_conn_t *c, int opcode, const void *data, size_t len) {
   if (c->state != WSL_CONN_OPEN)
     return UV_ECANCELED;
   int r = check_backpressure(c);
   if (r)
     return r;
+  if ((r = send_small(c, opcode, data, len)) != 1) {
+    if (r == 0)
+      c->stats.messages_out++;
+    return r;
+  }
   wsl_buf_t packed = WSL_BUF_INIT;
   int compressed = wsl__compress_message(c, data, len, &packed);
   if (compressed < 0)

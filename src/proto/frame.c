@@ -295,8 +295,9 @@ void wsl_frame_mask(uint8_t *data, size_t len, const uint8_t mask[4],
    * stores, which cost no more than aligned ones on the machines we run
    * on, so there is no byte loop up to an 8-byte boundary. */
   uint8_t key[8];
-  for (size_t j = 0; j < 8; j++)
+  for (size_t j = 0; j < 4; j++)
     key[j] = mask[(offset + j) & 3];
+  memcpy(key + 4, key, 4);
   uint64_t k, w;
   memcpy(&k, key, 8);
   size_t i = 0;
