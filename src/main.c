@@ -13,6 +13,7 @@
 #include "lua/budget.h"
 #include "lua/runtime.h"
 #include "lua/worker.h"
+#include "proto/handshake.h"
 #include "net/log.h"
 #include "net/server.h"
 
@@ -283,6 +284,7 @@ int main(int argc, char **argv) {
   if (r != 0)
     return r > 0 ? 0 : 2;
   signal(SIGPIPE, SIG_IGN);
+  wsl_handshake_init();
   if (o.workers > 1) {
     wsl_server_share_ports(1);
     return wsl_workers_run(o.workers, run_vm, &o);

@@ -11,12 +11,24 @@
 /* §1.3: the GUID every server appends to the client's key. */
 static const char wsl_ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+/* SHA-1 as OpenSSL's default provider has it, fetched once (wsl_handshake_
+ * init): EVP_sha1() fetches it again at every digest, and the first fetch
+ * loads OpenSSL's configuration and providers, about 2 MB resident, which
+ * belongs to the server's start rather than to its first client. */
+static EVP_MD *sha1;
+
+void wsl_handshake_init(void) {
+  if (sha1 == NULL)
+    sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 int wsl_handshake_accept(const char *key, size_t key_len,
                          char out[WSL_ACCEPT_LEN + 1]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+  int ok = ctx != NULL &&
+           EVP_DigestInit_ex(ctx, sha1 ? sha1 : EVP_sha1(), NULL) == 1 &&
            EVP_DigestUpdate(ctx, key, key_len) == 1 &&
            EVP_DigestUpdate(ctx, wsl_ws_guid, sizeof(wsl_ws_guid) - 1) == 1 &&
            EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;

@@ -13,6 +13,10 @@
 #define WSL_ACCEPT_LEN 28
 #define WSL_KEY_LEN 24
 
+/* Fetches OpenSSL's SHA-1 once, for every handshake after: called at start,
+ * before any thread serves (without it each digest fetches it again). */
+void wsl_handshake_init(void);
+
 /* base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")), NUL-terminated
  * (§4.2.2). Returns 0, or -1 if OpenSSL failed (out is then ""). */
 int wsl_handshake_accept(const char *key, size_t key_len,
