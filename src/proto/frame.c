@@ -200,6 +200,18 @@ size_t wsl_frame_parse(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
  * message, all of it in buf. Decoded without the general path's steps (it
  * is on every message's path); the rules it passes are those check_start
  * and account_data apply. Returns 0 when the frame is anything else. */
+static void set_small_header(wsl_frame_header_t *h, size_t n,
+                             const uint8_t *mask, int opcode) {
+  h->length = n;
+  memcpy(h->mask, mask, 4);
+  h->fin = 1;
+  h->rsv = 0;
+  h->opcode = h->message_opcode = (uint8_t)opcode;
+  h->masked = 1;
+  h->first = 1;
+  h->compressed = 0;
+}
+
 static size_t parse_small(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
                           wsl_frame_event_t *ev) {
   uint8_t b0 = buf[0], b1 = buf[1];
@@ -209,23 +221,18 @@ static size_t parse_small(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
       p->in_message || (p->max_frame && n > p->max_frame) ||
       (p->max_message && n > p->max_message))
     return 0;
-  wsl_frame_header_t *h = &ev->header;
+  int opcode = b0 & 0x0F;
   ev->kind = WSL_FRAME_WHOLE;
-  h->length = n;
-  memcpy(h->mask, buf + 2, 4);
-  h->fin = 1;
-  h->rsv = 0;
-  h->opcode = h->message_opcode = b0 & 0x0F;
-  h->masked = 1;
-  h->first = 1;
-  h->compressed = 0;
-  p->msg_opcode = h->opcode;
+  /* Field by field in both: a copy of one to the other read back what was
+   * just stored a byte at a time, and stalled the store buffer. */
+  set_small_header(&ev->header, n, buf + 2, opcode);
+  set_small_header(&p->cur, n, buf + 2, opcode);
+  p->msg_opcode = (uint8_t)opcode;
   p->msg_compressed = 0;
   p->msg_bytes = n;
-  p->cur = *h;
   p->pos = n;
   if (n)
-    wsl_frame_mask(buf + 6, n, h->mask, 0);
+    wsl_frame_mask(buf + 6, n, buf + 2, 0);
   ev->data = buf + 6;
   ev->len = n;
   return 6 + n;
