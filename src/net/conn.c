@@ -212,12 +212,10 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_now(wsl_conn_t *c) {
   if (c->handles_closing)
     return;
-  /* The messages of the turn so far reach their owners first: c's, while
-   * it is open, and the others', so that none refers to c once it is
-   * freed (turn.c). Their handlers may close c themselves. */
-  wsl__turn_run();
-  if (c->handles_closing)
-    return;
+  /* None of the turn's messages may refer to c once it is freed (turn.c).
+   * No owner code runs here: a close may come from a finalizer while the
+   * VM itself is being closed. */
+  wsl__turn_forget(c);
   /* Off the flush list now: the connection is freed by a close callback
    * of this loop turn, before the next flush. */
   if (c->batched)
@@ -404,6 +402,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0)
     return;
   if (nread < 0) {
+    /* What came before the end reaches the owners first (turn.c). */
+    wsl__turn_run();
+    if (c->handles_closing)
+      return;
     if (nread != UV_EOF && c->error == NULL)
       c->error = uv_strerror((int)nread);
     if (c->state == WSL_CONN_DIALING && c->error == NULL)

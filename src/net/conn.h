@@ -49,6 +49,11 @@ void wsl_ws_options_default(wsl_ws_options_t *o);
  * none of its connections is left. */
 void wsl_conn_thread_exit(void);
 
+/* Drops the whole messages that wait for the end of this thread's loop
+ * turn (see on_messages): for an owner that goes away while the loop is
+ * stopped, whose handlers must not be called after. */
+void wsl_conn_turn_clear(void);
+
 /* A whole message, as on_messages hands it: uncompressed, in one piece, and
  * (text) checked to be UTF-8. */
 typedef struct {

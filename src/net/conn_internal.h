@@ -175,6 +175,8 @@ void wsl__flush_wake(wsl_conn_t *c);
 int wsl__turn_add(const wsl_message_t *m);
 /* Hands what waits to the owners (nothing while a run is going on). */
 void wsl__turn_run(void);
+/* Drops c's messages (c is closing; a run skips them anyway). */
+void wsl__turn_forget(wsl_conn_t *c);
 
 /* Closes once what waits is written, the peer having finished (its close
  * frame came): the FIN may go with the last bytes. */

@@ -5,26 +5,37 @@
  * many replies to one read, costs one system call per connection.
  *
  * One flusher per thread (each worker is a thread with its own loop). Its
- * handle lives while the thread has connections that are not closing, and
+ * handles live while the thread has connections that are not closing, and
  * is closed with the last of them, so that the owner's teardown (close the
  * connections, run the loop once, uv_loop_close) finds no handle left. */
 #include "net/conn_internal.h"
 
 #include <stdlib.h>
 
+/* The flusher's handles, freed once both are closed. The check runs the
+ * loop turn's whole messages (turn.c) right after its reads; the prepare
+ * runs any that came later (from a timer, say) and then the writes. */
 typedef struct {
-  uv_prepare_t *prepare; /* NULL: none (closed with the last connection) */
-  uv_loop_t *loop;       /* the loop it runs on */
-  size_t conns;          /* batched connections not closing */
-  wsl_conn_t **list;     /* the listed ones; NULL for one that was unlisted */
+  uv_prepare_t prepare;
+  uv_check_t check;
+  int open; /* handles not closed yet */
+} handles_t;
+
+typedef struct {
+  handles_t *h;      /* NULL: none (closed with the last connection) */
+  uv_loop_t *loop;   /* the loop it runs on */
+  size_t conns;      /* batched connections not closing */
+  wsl_conn_t **list; /* the listed ones; NULL for one that was unlisted */
   size_t len, cap;
   int flushing; /* inside on_prepare: the list stays until it is done */
 } flusher_t;
 
 static _Thread_local flusher_t fl;
 
-static void on_prepare_closed(uv_handle_t *h) {
-  free(h);
+static void on_handle_closed(uv_handle_t *h) {
+  handles_t *hs = h->data;
+  if (--hs->open == 0)
+    free(hs);
 }
 
 static void free_list(void) {
@@ -33,9 +44,16 @@ static void free_list(void) {
   fl.len = fl.cap = 0;
 }
 
+static void on_check(uv_check_t *chk) {
+  wsl__turn_run();
+  /* The run may have closed the last connection, and the handle with it. */
+  if (fl.h && &fl.h->check == chk)
+    uv_check_stop(chk);
+}
+
 static void on_prepare(uv_prepare_t *p) {
-  /* The turn's messages first (turn.c): what their handlers write leaves
-   * with the rest. */
+  /* Messages that came after the check (turn.c) first: what their
+   * handlers write leaves with the rest. */
   wsl__turn_run();
   /* A flush calls no owner code, so it lists no connection; it may close
    * one (a write error), the last one even, which unlists it. */
@@ -48,7 +66,7 @@ static void on_prepare(uv_prepare_t *p) {
     wsl__conn_flush(c);
   }
   fl.flushing = 0;
-  if (fl.prepare != p) {
+  if (fl.h == NULL || &fl.h->prepare != p) {
     free_list(); /* the handle was closed with the last connection */
     return;
   }
@@ -58,11 +76,14 @@ static void on_prepare(uv_prepare_t *p) {
 
 int wsl__flush_attach(wsl_conn_t *c) {
   uv_loop_t *loop = c->tcp.loop;
-  if (fl.prepare == NULL) {
-    fl.prepare = malloc(sizeof *fl.prepare);
-    if (fl.prepare == NULL)
+  if (fl.h == NULL) {
+    fl.h = malloc(sizeof *fl.h);
+    if (fl.h == NULL)
       return 0;
-    uv_prepare_init(loop, fl.prepare);
+    uv_prepare_init(loop, &fl.h->prepare);
+    uv_check_init(loop, &fl.h->check);
+    fl.h->prepare.data = fl.h->check.data = fl.h;
+    fl.h->open = 2;
     fl.loop = loop;
   } else if (fl.loop != loop) {
     return 0; /* a second loop on this thread: its writes go at once */
@@ -76,8 +97,9 @@ void wsl__flush_detach(wsl_conn_t *c) {
   if (--fl.conns > 0)
     return;
   /* Closed in the same loop turn as the last connection's handles. */
-  uv_close((uv_handle_t *)fl.prepare, on_prepare_closed);
-  fl.prepare = NULL;
+  uv_close((uv_handle_t *)&fl.h->prepare, on_handle_closed);
+  uv_close((uv_handle_t *)&fl.h->check, on_handle_closed);
+  fl.h = NULL;
   fl.loop = NULL;
   if (!fl.flushing)
     free_list();
@@ -95,7 +117,7 @@ int wsl__flush_list(wsl_conn_t *c) {
     fl.cap = cap;
   }
   if (fl.len == 0)
-    uv_prepare_start(fl.prepare, on_prepare);
+    uv_prepare_start(&fl.h->prepare, on_prepare);
   fl.list[fl.len++] = c;
   c->flush_slot = (unsigned)fl.len;
   return 0;
@@ -103,8 +125,10 @@ int wsl__flush_list(wsl_conn_t *c) {
 
 void wsl__flush_wake(wsl_conn_t *c) {
   (void)c; /* batched: its thread's flusher exists */
-  if (fl.prepare)
-    uv_prepare_start(fl.prepare, on_prepare);
+  if (fl.h) {
+    uv_check_start(&fl.h->check, on_check);
+    uv_prepare_start(&fl.h->prepare, on_prepare);
+  }
 }
 
 void wsl__flush_unlist(wsl_conn_t *c) {
