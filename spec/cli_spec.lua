@@ -134,7 +134,7 @@ describe("the wslua binary", function()
   -- generational collector falls back to full collections spaced by its
   -- pause; at the default 200 the garbage may reach the live heap's size,
   -- and 10,000 idle connections held ~200 B more RSS each (issue 6).
-  it("runs the app's VM with a collector pause of at most 150", function()
+  it("runs the app's VM with a collector pause of at most 120", function()
     local dir = make_dir { ["app.lua"] = [[
       local pause = collectgarbage("setpause", 200)
       collectgarbage("setpause", pause)
@@ -146,7 +146,7 @@ describe("the wslua binary", function()
     assert.equal(0, code)
     local pause = tonumber(out:match("pause (%d+)"))
     assert.is_number(pause)
-    assert.is_true(pause <= 150, "pause " .. tostring(pause))
+    assert.is_true(pause <= 120, "pause " .. tostring(pause))
   end)
 
   describe("with an app that cannot load", function()

@@ -254,13 +254,14 @@ static int run_vm(uv_loop_t *loop, void *arg) {
    * the default 200 the garbage can reach the live heap's size before the
    * next one, 0 to 100% of it at any moment, so 10,000 idle connections
    * held 1,550 to 1,600 B of RSS each depending on where the burst ended.
-   * A pause of 150 bounds it to half, and a major multiplier of 50 (a major
-   * collection once the heap is half again what the last one left) keeps
-   * old garbage from growing as far in between: about 1,400 B (issue 6,
-   * bench/results/2026-11-23-idle2.md). Minor collections, and so the
-   * per-message path, use neither. */
-  lua_gc(L, LUA_GCINC, 150, 0, 0);
-  lua_gc(L, LUA_GCGEN, 0, 50);
+   * A pause of 120 bounds it to a fifth: about 1,380 B (issue 6,
+   * bench/results/2026-11-23-idle2.md; 150: 1,480, 100: no better). Minor
+   * collections, and so the per-message path, do not use it. The major
+   * multiplier stays at its default (100): at 50, an echo of 64 KiB messages (a
+   * heap that swings by whole messages) ran major collections so often that it
+   * took 32 µs of core per message instead of 18. */
+  lua_gc(L, LUA_GCINC, 120, 0, 0);
+  lua_gc(L, LUA_GCGEN, 0, 0);
   wsl_vm_init(L, loop);
   set_paths(L, o->app);
 
@@ -271,6 +272,9 @@ static int run_vm(uv_loop_t *loop, void *arg) {
     wsl_log(WSL_LOG_ERROR, "%s", lua_tostring(L, -1));
   else
     status = (int)lua_tointeger(L, -1);
+  /* Messages read in the last turn before the loop stopped would reach
+   * handlers of a closed VM. */
+  wsl_conn_turn_clear();
   lua_close(L);
   /* Handles whose memory Lua owned are closed by now (__gc); let libuv run
    * their close callbacks before leaving. */
