@@ -55,6 +55,8 @@ typedef struct {
  * level 5 keep zlib's state of both directions near 50 KB. */
 #define WSL_DEFLATE_KEPT_WINDOW_BITS 12
 #define WSL_DEFLATE_KEPT_MEM_LEVEL 5
+/* The zlib level of a deflater that keeps no context (lua/conn.c). */
+#define WSL_DEFLATE_SHARED_LEVEL 1
 
 /* Level -1 (zlib's default, 6), mem_level 8, both windows 15, no flags,
  * threshold 0. */
