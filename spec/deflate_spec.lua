@@ -377,6 +377,34 @@ describe("compressed messages", function()
     end)
   end)
 
+  it("answers compressed and plain messages of one write in order, a large one among them", function()
+    -- A compressed message in one frame is inflated at once and runs as a
+    -- whole message (with the loop turn's when small); one that inflates
+    -- past 16 KiB goes on in pieces. Order holds across all of them.
+    serving(function(server)
+      local s = upgrade(server, "/ws", "permessage-deflate")
+      local sent = { "c1 " .. chat_text(40), "p1", random_text(40000), "c2", "c3 " .. chat_text(100) }
+      s:write(h.frame(OP_TEXT, deflate.compress(sent[1]), true, RSV1)
+        .. h.frame(OP_TEXT, sent[2])
+        .. h.frame(OP_TEXT, deflate.compress(sent[3]), true, RSV1)
+        .. h.frame(OP_TEXT, deflate.compress(sent[4]), true, RSV1)
+        .. h.frame(OP_PING, "after")
+        .. h.frame(OP_TEXT, deflate.compress(sent[5]), true, RSV1))
+      local op, payload, rest, b0
+      local function next_text()
+        op, payload, rest, b0 = read_frame(s, rest)
+        assert.equal(OP_TEXT, op)
+        return b0 & RSV1 ~= 0 and deflate.inflate(payload) or payload
+      end
+      for i = 1, 4 do
+        assert.equal(sent[i], next_text(), "message " .. i)
+      end
+      op, payload, rest = read_frame(s, rest)
+      assert.same({ OP_PONG, "after" }, { op, payload })
+      assert.equal(sent[5], next_text())
+    end)
+  end)
+
   it("inflates a compressed message split over frames, a ping amid them", function()
     serving(function(server)
       local s = upgrade(server, "/ws", "permessage-deflate")

@@ -10,6 +10,7 @@
 #include "net/conn_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "net/log.h"
 #include "proto/utf8.h"
@@ -110,24 +111,83 @@ static int on_inflated(void *ud, const uint8_t *data, size_t len) {
   return c->handles_closing || c->close_after_flush ? 1 : 0;
 }
 
+/* Fails the connection for what the inflater reported (not 0); returns
+ * -1. */
+static int inflate_failed(wsl_conn_t *c, int r) {
+  if (r == WSL_DEFLATE_TOO_BIG)
+    wsl__conn_fail(c, 1009, "inflated message too big");
+  else if (r == WSL_DEFLATE_BAD_DATA)
+    wsl__conn_fail(c, 1007, "invalid compressed data");
+  else if (r == WSL_DEFLATE_NO_MEMORY)
+    wsl__conn_fail(c, 1011, "out of memory inflating");
+  /* else the sink stopped: the connection failed already */
+  return -1;
+}
+
+/* A compressed message whose one frame came whole in a read is inflated
+ * at once, into this buffer while it fits: it then goes to the owner as a
+ * whole message (the loop turn's, conn_ws.c), not as pieces that the Lua
+ * layer puts together again. Past the buffer it goes on as pieces. */
+#define WHOLE_MAX (16 * 1024)
+
+static _Thread_local struct {
+  wsl_conn_t *c; /* collecting for c, or NULL */
+  size_t len;
+  uint8_t buf[WHOLE_MAX];
+} whole;
+
+static int on_whole_inflated(void *ud, const uint8_t *data, size_t len) {
+  wsl_conn_t *c = ud;
+  if (whole.c == c) {
+    if (len <= WHOLE_MAX - whole.len) {
+      memcpy(whole.buf + whole.len, data, len);
+      whole.len += len;
+      return 0;
+    }
+    /* Too large: what came so far is its first piece. */
+    whole.c = NULL;
+    if (whole.len && on_inflated(c, whole.buf, whole.len) != 0)
+      return 1;
+  }
+  return on_inflated(c, data, len);
+}
+
+int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
+  whole.c = c;
+  whole.len = 0;
+  int r = wsl_inflater_feed(c->inflater, data, len, 1, c->ws->max_message,
+                            on_whole_inflated, c);
+  int collected = whole.c == c;
+  whole.c = NULL;
+  if (r != 0)
+    return inflate_failed(c, r);
+  wsl_inflater_release(c->inflater);
+  if (collected) {
+    if (c->msg_opcode == WSL_OP_TEXT &&
+        wsl_utf8_feed(WSL_UTF8_ACCEPT, whole.buf, whole.len) !=
+            WSL_UTF8_ACCEPT) {
+      wsl__conn_fail(c, 1007, "text message is not valid UTF-8");
+      return -1;
+    }
+    wsl__ws_whole(c, whole.buf, whole.len);
+    return 0;
+  }
+  /* Delivered as pieces: the end, as for any message in pieces. */
+  if (c->msg_opcode == WSL_OP_TEXT && c->utf8 != WSL_UTF8_ACCEPT) {
+    wsl__conn_fail(c, 1007, "text message is not valid UTF-8");
+    return -1;
+  }
+  wsl__ws_deliver(c, NULL, 0, 1);
+  wsl__ws_end_message(c);
+  return 0;
+}
+
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin) {
   int r = wsl_inflater_feed(c->inflater, data, len, fin, c->ws->max_message,
                             on_inflated, c);
-  if (r == WSL_DEFLATE_TOO_BIG) {
-    wsl__conn_fail(c, 1009, "inflated message too big");
-    return -1;
-  }
-  if (r == WSL_DEFLATE_BAD_DATA) {
-    wsl__conn_fail(c, 1007, "invalid compressed data");
-    return -1;
-  }
-  if (r == WSL_DEFLATE_NO_MEMORY) {
-    wsl__conn_fail(c, 1011, "out of memory inflating");
-    return -1;
-  }
   if (r != 0)
-    return -1; /* the sink stopped: the connection failed already */
+    return inflate_failed(c, r);
   if (fin)
     wsl_inflater_release(c->inflater);
   return 0;

@@ -196,12 +196,22 @@ void wsl__ws_on_timer(wsl_conn_t *c);
 void wsl__ws_arm_keepalive(wsl_conn_t *c);
 /* Hands a piece of the message in progress to the owner. */
 void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last);
+/* A whole message of c (opcode c->msg_opcode, checked, data valid during
+ * the call only) for the owner: to the loop turn's when small, else now,
+ * after what came before it. Ends the message. */
+void wsl__ws_whole(wsl_conn_t *c, const uint8_t *data, size_t len);
+/* The message in progress is over: the next frame starts another. */
+void wsl__ws_end_message(wsl_conn_t *c);
 
 /* compress.c: permessage-deflate on a connection. */
 int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o);
 void wsl__compress_free(wsl_conn_t *c);
 /* Inflates a piece of a compressed message (fin: its last) and delivers
  * the result; returns -1 when the connection failed (1009, 1007). */
+/* The payload of a compressed message's only frame, all of it: inflated
+ * and handed over whole when it fits a buffer, else in pieces; the message
+ * ends here. Returns 0, or -1 when the connection failed. */
+int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len);
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin);
 /* 1 with the compressed payload appended to out, 0 when the message goes

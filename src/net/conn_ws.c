@@ -214,6 +214,22 @@ static void end_batch(wsl_conn_t *c) {
   flush_batch(c);
 }
 
+void wsl__ws_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
+  if (c->handler->on_messages == NULL) {
+    wsl__ws_deliver(c, data, len, 1);
+  } else {
+    wsl_message_t m = {c, (const char *)data, len, c->msg_opcode};
+    c->stats.messages_in++;
+    flush_batch(c); /* a connection's messages are never in both */
+    if (len > WSL_TURN_MESSAGE_MAX || !wsl__turn_add(&m)) {
+      wsl__turn_run();
+      if (c->state == WSL_CONN_OPEN)
+        c->handler->on_messages(&m, 1);
+    }
+  }
+  wsl__ws_end_message(c);
+}
+
 /* 1 when the message (all of it in data) joined the batch. */
 static int batch_message(wsl_conn_t *c, const uint8_t *data, size_t len) {
   batch_t *b = batch;
@@ -349,9 +365,13 @@ static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
     }
     wsl__ws_deliver(c, NULL, 0, 1);
   }
+  wsl__ws_end_message(c);
+  return 0;
+}
+
+void wsl__ws_end_message(wsl_conn_t *c) {
   c->msg_opcode = 0;
   c->msg_delivered = c->msg_done = 0;
-  return 0;
 }
 
 /* Returns 0 to go on, -1 when the connection failed. */
@@ -391,6 +411,14 @@ static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
         return;
       break;
     case WSL_FRAME_WHOLE: /* a frame in one piece: the three events in one */
+      if (ev.header.compressed && ev.header.first && ev.header.fin &&
+          ev.header.opcode < WSL_OP_CLOSE) {
+        /* A compressed message in one frame: inflated at once. */
+        if (on_header(c, &ev.header) != 0 ||
+            wsl__compress_whole(c, ev.data, ev.len) != 0)
+          return;
+        break;
+      }
       if (on_header(c, &ev.header) != 0 ||
           (ev.len && on_payload(c, &ev.header, ev.data, ev.len) != 0) ||
           c->handles_closing || c->close_after_flush ||
