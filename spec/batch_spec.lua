@@ -101,6 +101,25 @@ local function read_frames(s, buf, n)
   return got, buf
 end
 
+-- n messages whose handler spins 0.2 s each, then "end", in one write,
+-- under a 0.3 s budget: each call keeps to it, though together they pass
+-- it in one resume.
+local function spins_within_budget(n)
+  session(0.3, function(s, buf)
+    local frames = {}
+    for i = 1, n do
+      frames[i] = "spin"
+    end
+    frames[n + 1] = "end"
+    write_together(s, frames)
+    local got = read_frames(s, buf, n + 1)
+    for i = 1, n do
+      assert.same({ OP_TEXT, "spin" }, got[i])
+    end
+    assert.same({ OP_TEXT, "end" }, got[n + 1])
+  end)
+end
+
 describe("the whole messages of one read", function()
   it("are answered in order, each by its own handler call", function()
     session(0.5, function(s, buf)
@@ -119,15 +138,8 @@ describe("the whole messages of one read", function()
 
   it("give every handler call a budget of its own", function()
     -- Four calls of 0.2 s each: 0.8 s in one resume, past a 0.3 s budget
-    -- that each of them keeps to.
-    session(0.3, function(s, buf)
-      write_together(s, { "spin", "spin", "spin", "spin", "end" })
-      local got = read_frames(s, buf, 5)
-      for i = 1, 4 do
-        assert.same({ OP_TEXT, "spin" }, got[i])
-      end
-      assert.same({ OP_TEXT, "end" }, got[5])
-    end)
+    -- that each of them keeps to (five messages: the read's run).
+    spins_within_budget(4)
   end)
 
   it("stop a call past its budget: 1011, after the answers before it", function()
@@ -257,15 +269,8 @@ describe("the small messages of a loop turn", function()
 
   it("give every handler call a budget of its own", function()
     -- Three calls of 0.2 s each in one turn: 0.6 s in one resume, past a
-    -- 0.3 s budget that each of them keeps to.
-    session(0.3, function(s, buf)
-      write_together(s, { "spin", "spin", "spin", "end" })
-      local got = read_frames(s, buf, 4)
-      for i = 1, 3 do
-        assert.same({ OP_TEXT, "spin" }, got[i])
-      end
-      assert.same({ OP_TEXT, "end" }, got[4])
-    end)
+    -- 0.3 s budget that each of them keeps to (four messages: the turn's).
+    spins_within_budget(3)
   end)
 
   it("are all handled when the peer closes TCP right after them", function()
