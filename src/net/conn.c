@@ -89,7 +89,13 @@ int wsl_conn_draining(const wsl_conn_t *c) {
 }
 
 uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
-  return c->dropped;
+  return c->rare ? c->rare->dropped : 0;
+}
+
+wsl_conn_rare_t *wsl__conn_rare(wsl_conn_t *c) {
+  if (c->rare == NULL)
+    c->rare = calloc(1, sizeof *c->rare);
+  return c->rare;
 }
 
 void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
@@ -172,10 +178,10 @@ void wsl__conn_unref(wsl_conn_t *c) {
     return;
   /* Gone from its topics before the owner hears of the close. */
   wsl__topics_leave_all(c);
+  const char *reason = c->rare ? c->rare->close_reason : NULL;
   if (c->handler->on_close)
-    c->handler->on_close(c, c->close_code,
-                         c->close_reason ? c->close_reason : "",
-                         c->close_reason_len, c->error);
+    c->handler->on_close(c, c->close_code, reason ? reason : "",
+                         reason ? c->close_reason_len : 0, c->error);
   if (c->list) {
     if (c->prev)
       c->prev->next = c->next;
@@ -191,16 +197,19 @@ void wsl__conn_unref(wsl_conn_t *c) {
   wsl_timers_detach(c->tcp.loop);
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
-  if (c->pending) {
-    wsl_buf_free(c->pending);
-    free(c->pending);
+  if (c->rare) {
+    if (c->rare->pending) {
+      wsl_buf_free(c->rare->pending);
+      free(c->rare->pending);
+    }
+    free(c->rare->close_reason);
+    free(c->rare->error_buf);
+    free(c->rare);
   }
   wsl_cork_free(&c->cork);
   wsl__ws_options_release(c);
   wsl__dial_free(c);
   free(c->ctrl);
-  free(c->close_reason);
-  free(c->error_buf);
   free(c);
 }
 
@@ -297,15 +306,16 @@ void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms) {
 static void process_pending(wsl_conn_t *c);
 
 static size_t pending_len(const wsl_conn_t *c) {
-  return c->pending ? c->pending->len : 0;
+  return c->rare && c->rare->pending ? c->rare->pending->len : 0;
 }
 
 /* Keeps bytes to parse later; the buffer exists only while some wait. */
 static void hold(wsl_conn_t *c, const char *data, size_t len) {
-  if (c->pending == NULL &&
-      (c->pending = calloc(1, sizeof *c->pending)) == NULL)
+  wsl_conn_rare_t *r = wsl__conn_rare(c);
+  if (r == NULL || (r->pending == NULL &&
+                    (r->pending = calloc(1, sizeof *r->pending)) == NULL))
     return;
-  wsl_buf_append(c->pending, data, len);
+  wsl_buf_append(r->pending, data, len);
 }
 
 static void on_timer(wsl_timer_t *t) {
@@ -373,13 +383,15 @@ const char *wsl__conn_error_text(wsl_conn_t *c, const char *fallback,
   /* Made once per connection at most (the error that closes it), so the
    * buffer is kept until the connection is freed: c->error may point in. */
   enum { ERROR_TEXT_MAX = 128 };
-  if (c->error_buf == NULL && (c->error_buf = malloc(ERROR_TEXT_MAX)) == NULL)
+  wsl_conn_rare_t *r = wsl__conn_rare(c);
+  if (r == NULL ||
+      (r->error_buf == NULL && (r->error_buf = malloc(ERROR_TEXT_MAX)) == NULL))
     return fallback;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(c->error_buf, ERROR_TEXT_MAX, fmt, ap);
+  vsnprintf(r->error_buf, ERROR_TEXT_MAX, fmt, ap);
   va_end(ap);
-  return c->error_buf;
+  return r->error_buf;
 }
 
 /* --- reading ------------------------------------------------------------ */
@@ -499,8 +511,8 @@ static void process_input(wsl_conn_t *c, char *data, size_t len) {
 static void process_pending(wsl_conn_t *c) {
   if (c->processing || pending_len(c) == 0)
     return;
-  wsl_buf_t *held = c->pending;
-  c->pending = NULL;
+  wsl_buf_t *held = c->rare->pending;
+  c->rare->pending = NULL;
   process_input(c, held->data, held->len);
   wsl_buf_free(held);
   free(held);
@@ -846,7 +858,9 @@ static int check_backpressure(wsl_conn_t *c) {
   if (c->ws->max_backpressure == 0 || queued(c) <= c->ws->max_backpressure)
     return 0;
   if (c->ws->backpressure_drop) {
-    c->dropped++;
+    wsl_conn_rare_t *r = wsl__conn_rare(c);
+    if (r)
+      r->dropped++;
     return WSL_EDROPPED;
   }
   wsl__conn_fail(c, 1008,

@@ -26,6 +26,19 @@ typedef struct wsl_dial_state {
   wsl_ws_options_t ws; /* the options, settled by the server's answer */
 } wsl_dial_state_t;
 
+/* What few connections use, allocated the first time one needs it
+ * (wsl__conn_rare) and freed with it: 10,000 idle connections do not each
+ * carry its 48 bytes (issue 6). */
+typedef struct wsl_conn_rare {
+  /* Bytes read but not yet parsed (while the owner answers a request),
+   * NULL when none wait. */
+  wsl_buf_t *pending;
+  uint64_t dropped;                 /* messages skipped (backpressure_drop) */
+  struct wsl_sub *subs, *subs_tail; /* its topics (topics.c) */
+  char *close_reason; /* allocated once a reason is known, else NULL */
+  char *error_buf;    /* an error message made at run time, or NULL */
+} wsl_conn_rare_t;
+
 struct wsl_conn {
   uv_tcp_t tcp;
   /* Handshake, keep-alive, idle and close-wait timeouts: one timer, on the
@@ -71,9 +84,7 @@ struct wsl_conn {
   uint32_t utf8;       /* validation state of the current text message */
   unsigned flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
-  /* Bytes read but not yet parsed (while the owner answers a request),
-   * NULL when none wait. */
-  wsl_buf_t *pending;
+  wsl_conn_rare_t *rare; /* NULL until one of its fields is needed */
   /* Output batching (conn.c, cork.c, flush.c): small writes wait in the
    * cork (plaintext on TLS, encrypted once when it leaves) and leave in
    * one system call per loop turn, from the thread's flush list. */
@@ -94,12 +105,8 @@ struct wsl_conn {
   uint8_t *ctrl;
   uint64_t last_read_ms;  /* uv_now when the peer last sent something */
   uint64_t next_ping_ms;  /* uv_now of the next ping_interval ping */
-  uint64_t dropped;       /* messages skipped (backpressure_drop) */
   wsl_conn_stats_t stats; /* bytes and messages each way, who closed */
-  struct wsl_sub *subs, *subs_tail; /* its topics (topics.c) */
-  char *close_reason; /* allocated once a reason is known, else NULL */
-  const char *error;  /* what went wrong, for on_close */
-  char *error_buf;    /* an error message made at run time, or NULL */
+  const char *error;      /* what went wrong, for on_close */
 
   /* permessage-deflate, when negotiated (compress.c) */
   wsl_deflater_t *deflater; /* our own, or the thread's shared one */
@@ -132,6 +139,8 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
                           const wsl_conn_handler_t *handler,
                           wsl_conn_list_t *list);
 void wsl__conn_unref(wsl_conn_t *c);
+/* c's rare part, made now if it has none; NULL when out of memory. */
+wsl_conn_rare_t *wsl__conn_rare(wsl_conn_t *c);
 void wsl__conn_start_reading(wsl_conn_t *c);
 void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms);
 int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv, const void *data,

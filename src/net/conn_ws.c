@@ -139,11 +139,17 @@ static void remember_close(wsl_conn_t *c, int code, const char *reason,
   c->close_code = code;
   if (len > CLOSE_REASON_MAX)
     len = CLOSE_REASON_MAX;
-  free(c->close_reason);
-  c->close_reason = len ? malloc(len) : NULL;
-  c->close_reason_len = c->close_reason ? len : 0;
-  if (c->close_reason)
-    memcpy(c->close_reason, reason, len);
+  c->close_reason_len = 0;
+  if (len == 0 && c->rare == NULL)
+    return;
+  wsl_conn_rare_t *r = wsl__conn_rare(c);
+  if (r == NULL)
+    return;
+  free(r->close_reason);
+  r->close_reason = len ? malloc(len) : NULL;
+  c->close_reason_len = r->close_reason ? len : 0;
+  if (r->close_reason)
+    memcpy(r->close_reason, reason, len);
 }
 
 /* --- whole messages ---------------------------------------------------- */

@@ -133,14 +133,15 @@ static void drop(struct wsl_sub *s) {
     s->tnext->tprev = s->tprev;
   else
     p->tail = s->tprev;
+  /* A connection with topics has its rare part. */
   if (s->cprev)
     s->cprev->cnext = s->cnext;
   else
-    c->subs = s->cnext;
+    c->rare->subs = s->cnext;
   if (s->cnext)
     s->cnext->cprev = s->cprev;
   else
-    c->subs_tail = s->cprev;
+    c->rare->subs_tail = s->cprev;
   free(s);
   if (--p->count == 0) {
     wsl_topics_t *t = p->registry;
@@ -150,8 +151,12 @@ static void drop(struct wsl_sub *s) {
   }
 }
 
+static struct wsl_sub *first_sub(const wsl_conn_t *c) {
+  return c->rare ? c->rare->subs : NULL;
+}
+
 static struct wsl_sub *find_sub(const wsl_conn_t *c, const topic_t *p) {
-  for (struct wsl_sub *s = c->subs; s; s = s->cnext)
+  for (struct wsl_sub *s = first_sub(c); s; s = s->cnext)
     if (s->topic == p)
       return s;
   return NULL;
@@ -161,13 +166,14 @@ int wsl_topics_subscribe(wsl_topics_t *t, wsl_conn_t *c, const char *topic,
                          size_t len, unsigned group) {
   if (c->handles_closing || c->state == WSL_CONN_CLOSED)
     return UV_ECANCELED;
-  if (c->subs && c->subs->topic->registry != t)
+  if (first_sub(c) && first_sub(c)->topic->registry != t)
     return UV_EINVAL;
   uint32_t h = hash_name(topic, len);
   topic_t *p = find(t, topic, len, h);
   if (p && find_sub(c, p))
     return 0;
-  struct wsl_sub *s = calloc(1, sizeof *s);
+  wsl_conn_rare_t *r = wsl__conn_rare(c);
+  struct wsl_sub *s = r ? calloc(1, sizeof *s) : NULL;
   if (s == NULL)
     return UV_ENOMEM;
   int fresh = p == NULL;
@@ -185,12 +191,12 @@ int wsl_topics_subscribe(wsl_topics_t *t, wsl_conn_t *c, const char *topic,
     p->head = s;
   p->tail = s;
   p->count++;
-  s->cprev = c->subs_tail;
-  if (c->subs_tail)
-    c->subs_tail->cnext = s;
+  s->cprev = r->subs_tail;
+  if (r->subs_tail)
+    r->subs_tail->cnext = s;
   else
-    c->subs = s;
-  c->subs_tail = s;
+    r->subs = s;
+  r->subs_tail = s;
   if (fresh && t->on_interest)
     t->on_interest(t->ud, p->name, p->len, 1);
   return 1;
@@ -207,8 +213,8 @@ int wsl_topics_unsubscribe(wsl_topics_t *t, wsl_conn_t *c, const char *topic,
 }
 
 void wsl__topics_leave_all(wsl_conn_t *c) {
-  while (c->subs)
-    drop(c->subs);
+  while (first_sub(c))
+    drop(first_sub(c));
 }
 
 void wsl_topics_free(wsl_topics_t *t) {
@@ -264,7 +270,7 @@ size_t wsl_topics_count(const wsl_topics_t *t, const char *topic, size_t len,
 
 const char *wsl_topics_next(const wsl_conn_t *c, void **it, size_t *len) {
   const struct wsl_sub *s =
-      *it ? ((const struct wsl_sub *)*it)->cnext : c->subs;
+      *it ? ((const struct wsl_sub *)*it)->cnext : first_sub(c);
   *it = (void *)s;
   if (s == NULL)
     return NULL;
