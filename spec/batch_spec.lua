@@ -101,6 +101,12 @@ local function read_frames(s, buf, n)
   return got, buf
 end
 
+-- A frame read_frames returned is a close with this code.
+local function assert_close(frame, code)
+  assert.equal(OP_CLOSE, frame[1])
+  assert.equal(code, (string.unpack(">I2", frame[2])))
+end
+
 -- n messages whose handler spins 0.2 s each, then "end", in one write,
 -- under a 0.3 s budget: each call keeps to it, though together they pass
 -- it in one resume.
@@ -147,8 +153,7 @@ describe("the whole messages of one read", function()
       write_together(s, { "before", "loop", "after" })
       local got = read_frames(s, buf, 2)
       assert.same({ OP_TEXT, "before" }, got[1])
-      assert.equal(OP_CLOSE, got[2][1])
-      assert.equal(1011, (string.unpack(">I2", got[2][2])))
+      assert_close(got[2], 1011)
       assert.same({ "before", "loop" }, ran)
     end)
   end)
@@ -179,8 +184,7 @@ describe("the whole messages of one read", function()
       local got = read_frames(s, buf, 3)
       assert.same({ OP_TEXT, "1" }, got[1])
       assert.same({ OP_TEXT, "2" }, got[2])
-      assert.equal(OP_CLOSE, got[3][1])
-      assert.equal(1002, (string.unpack(">I2", got[3][2])))
+      assert_close(got[3], 1002)
     end)
   end)
 
@@ -189,8 +193,7 @@ describe("the whole messages of one read", function()
       write_together(s, { "1", "close", "after" })
       local got = read_frames(s, buf, 2)
       assert.same({ OP_TEXT, "1" }, got[1])
-      assert.equal(OP_CLOSE, got[2][1])
-      assert.equal(4000, (string.unpack(">I2", got[2][2])))
+      assert_close(got[2], 4000)
       assert.same({ "1", "close" }, ran)
     end)
   end)

@@ -3,6 +3,16 @@
 local wslua = require "wslua"
 local h = require "helpers"
 
+-- Writes the pieces 50 ms apart, so that the server reads each on its own.
+local function write_apart(s, ...)
+  for i, piece in ipairs({ ... }) do
+    if i > 1 then
+      wslua.sleep(0.05)
+    end
+    s:write(piece)
+  end
+end
+
 local function echo_host(handler, opts)
   handler = handler or {
     on_data = function(_, client, msg)
@@ -272,11 +282,7 @@ describe("a websocket endpoint", function()
       s:write(h.handshake("/ws"))
       local head = h.read_head(s)
       assert.matches("^HTTP/1.1 101", head)
-      s:write(h.frame(1, "ab", false))
-      wslua.sleep(0.05)
-      s:write(h.frame(0, "cd", false))
-      wslua.sleep(0.05)
-      s:write(h.frame(0, "ef", true))
+      write_apart(s, h.frame(1, "ab", false), h.frame(0, "cd", false), h.frame(0, "ef", true))
       local buf = ""
       local op, payload
       repeat
@@ -453,11 +459,8 @@ describe("on_message (the whole message as a string)", function()
       local s = h.tcp(server)
       s:write(h.handshake("/ws"))
       local _, buf = h.read_head(s)
-      s:write(h.frame(2, "ab", false))
-      wslua.sleep(0.05)
-      s:write(h.frame(0, "cd", false))
-      wslua.sleep(0.05)
-      s:write(h.frame(0, "ef", true) .. h.frame(1, "next"))
+      write_apart(s, h.frame(2, "ab", false), h.frame(0, "cd", false),
+        h.frame(0, "ef", true) .. h.frame(1, "next"))
       local op, payload, rest = h.read_frame(s, buf)
       assert.same({ 2, "abcdef" }, { op, payload })
       op, payload = h.read_frame(s, rest)
@@ -538,9 +541,7 @@ describe("the first message a fresh server gets", function()
       s:write(h.handshake("/"))
       local head, buf = h.read_head(s)
       assert.matches("^HTTP/1.1 101", head)
-      s:write(h.frame(1, "first ", false))
-      wslua.sleep(0.05)
-      s:write(h.frame(0, "message", true) .. h.frame(2, "\1\2"))
+      write_apart(s, h.frame(1, "first ", false), h.frame(0, "message", true) .. h.frame(2, "\1\2"))
       local op, payload, rest = h.read_frame(s, buf)
       assert.same({ 1, "first message" }, { op, payload })
       op, payload = h.read_frame(s, rest)
