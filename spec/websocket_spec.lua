@@ -23,45 +23,60 @@ local function echo_host(handler, opts)
 end
 
 describe("an idle client", function()
-  -- What every open connection costs: the client table holds only what is
-  -- its own (8 fields at most, so 8 hash nodes); what clients share (the
-  -- agreement, compressed, closed, the route) is read through its kind.
-  it("holds 8 fields at most and reads the documented ones", function()
+  -- What every open connection costs: the client table holds only what
+  -- every message needs (conn, endpoint, send) and what is its own (a
+  -- subprotocol, data once used): 4 fields at most, so 4 hash nodes. What
+  -- clients share (the agreement, compressed, closed, the route's path) is
+  -- read through its kind; id and the addresses through its handle, which
+  -- keeps them after the close.
+  it("holds 4 fields at most and reads the documented ones", function()
     local seen = {}
     local handler = {}
     function handler:on_handshake(req, res)
       res.protocol = req.protocols[1]
     end
-    function handler:on_open(client)
+    local function count(client)
       local n = 0
       for _ in pairs(client) do
         n = n + 1
       end
+      return n
+    end
+    function handler:on_open(client)
+      local fields = count(client)
+      client.data.name = "guest"
       seen[#seen + 1] = {
-        fields = n, id = client.id, path = client.path, data = type(client.data),
-        remote = client.remote_addr, peer = client.peer_addr,
+        fields = fields, with_data = count(client), id = client.id, path = client.path,
+        data = client.data, remote = client.remote_addr, peer = client.peer_addr,
         protocol = client.protocol, extensions = client.extensions,
         compressed = client.compressed, closed = client.closed,
       }
     end
     local closed = {}
     function handler:on_close(client)
-      -- The final counts, kept by the handle once its connection is gone.
+      -- The final counts and the address, kept by the handle once its
+      -- connection is gone.
       local _, _, messages_in = client.conn:stats()
-      closed[client.id] = { closed = client.closed, messages_in = messages_in }
+      closed[client.id] = { closed = client.closed, messages_in = messages_in,
+        remote = client.remote_addr, peer = client.peer_addr, path = client.path,
+        name = client.data.name }
     end
     local server = h.serve(wslua.host { wslua.router()
-      :get("/ws", wslua.websocket(handler, { compression = true })) })
+      :get("/ws", wslua.websocket(handler, { compression = true }))
+      :get("/room/{name}", wslua.websocket(handler)) })
     h.run(function()
       local plain = assert(wslua.connect(server:url("/ws")))
       local packed = assert(wslua.connect(server:url("/ws"),
         { compression = true, protocols = { "chat" } }))
-      h.wait_for(function() return #seen == 2 end)
-      for _, s in ipairs(seen) do
-        assert.is_true(s.fields <= 8)
+      local room = assert(wslua.connect(server:url("/room/lobby")))
+      h.wait_for(function() return #seen == 3 end)
+      for i, s in ipairs(seen) do
+        -- The second also holds its subprotocol, the third its path.
+        assert.equal(i == 1 and 3 or 4, s.fields)
+        assert.equal(s.fields + 1, s.with_data) -- data, made at first use
         assert.is_number(s.id)
-        assert.equal("/ws", s.path)
-        assert.equal("table", s.data)
+        assert.equal(i == 3 and "/room/lobby" or "/ws", s.path)
+        assert.same({ name = "guest" }, s.data)
         assert.matches("^127%.0%.0%.1:%d+$", s.remote)
         assert.equal(s.remote, s.peer)
         assert.is_false(s.closed)
@@ -72,13 +87,20 @@ describe("an idle client", function()
       assert.equal("chat", seen[2].protocol)
       assert.matches("^permessage%-deflate", seen[2].extensions)
       assert.is_true(seen[2].compressed)
+      assert.is_true(seen[1].id ~= seen[2].id and seen[2].id ~= seen[3].id)
       plain:send("one")
       plain:send("two")
       plain:close()
       packed:close()
-      h.wait_for(function() return closed[seen[1].id] and closed[seen[2].id] end)
-      assert.same({ closed = true, messages_in = 2 }, closed[seen[1].id])
-      assert.same({ closed = true, messages_in = 0 }, closed[seen[2].id])
+      room:close()
+      h.wait_for(function()
+        return closed[seen[1].id] and closed[seen[2].id] and closed[seen[3].id]
+      end)
+      for i, s in ipairs(seen) do
+        local c = closed[s.id]
+        assert.same({ closed = true, messages_in = i == 1 and 2 or 0, remote = s.remote,
+          peer = s.remote, path = s.path, name = "guest" }, c)
+      end
       h.stop(server)
     end)
   end)

@@ -359,6 +359,31 @@ core.dispatch_init { member = Member }
 -- the general way, through _data.
 local kinds = {}
 
+-- A client reads what it does not hold from its kind, or makes it: data
+-- (made at first use), id and the addresses (from the handle, which keeps
+-- them after the close). A function, where a table would do for the kind
+-- alone, so that an idle client holds 3 fields (4 hash nodes) and no data
+-- table (issue 6: ~210 bytes an idle connection). What every message
+-- needs is in the client itself (conn, endpoint, send), so a message's
+-- path does not come here.
+local function lazy_index(kind)
+  return function(client, key)
+    local v = kind[key]
+    if v ~= nil then
+      return v
+    elseif key == "data" then
+      v = {}
+      rawset(client, "data", v)
+      return v
+    elseif key == "id" then
+      return client.conn:id()
+    elseif key == "remote_addr" or key == "peer_addr" then
+      return client.conn:remote_addr()
+    end
+    return nil
+  end
+end
+
 local function kind_of(label, quiet, extensions)
   local key = label .. (quiet and "\0q\0" or "\0\0") .. (extensions or "")
   local kind = kinds[key]
@@ -369,8 +394,10 @@ local function kind_of(label, quiet, extensions)
   for k, v in pairs(Member) do
     kind[k] = v
   end
-  kind.__index = kind
+  kind.__index = lazy_index(kind)
   kind._label = label
+  -- A literal route's path: its clients need not hold it (see _open).
+  kind.path = label
   kind._quiet = quiet or nil
   kind.extensions = extensions
   kind.compressed = extensions ~= nil
@@ -417,31 +444,35 @@ local function session(handler, client, req)
   client:close(1000)
 end
 
--- An idle client is this table (7 fields, 8 with a subprotocol: its hash
--- part is 8 nodes), its data table and its handle. What clients share is
--- read through their kind (kind_of), the endpoint (buffer_limit) or Member
+-- An idle client is this table (3 fields: its hash part is 4 nodes, with
+-- room for data) and its handle. What clients share is read through their
+-- kind (kind_of, lazy_index), the endpoint (buffer_limit) or Member
 -- (closed); the handler budget is kept in the handle (conn:_own).
 function Endpoint:_open(req, protocol, data, extensions)
   local conn = req.conn
   local label, quiet = observe.session(req)
   local client = setmetatable({
     conn = conn,
-    id = conn:id(),
     endpoint = self,
-    data = {}, -- session state, the script's
-    remote_addr = req.remote_addr,
-    peer_addr = req.peer_addr,
-    path = req.path,
+    send = Member.send, -- on every message's path: not through lazy_index
   }, kind_of(label, quiet, extensions))
-  -- The peer's choice among its offers, when on_handshake passes it on:
-  -- per client, so that no peer can make kinds.
+  -- What differs from what lazy_index finds: the path of a route with
+  -- parameters, the client's address behind a trusted proxy, and the
+  -- peer's choice among its offers when on_handshake passes it on (per
+  -- client, so that no peer can make kinds).
+  if req.path ~= label then
+    client.path = req.path
+  end
+  if req.remote_addr ~= req.peer_addr then
+    client.remote_addr = req.remote_addr
+  end
   if protocol ~= nil then
     client.protocol = protocol
   end
   -- Its owner (as owners.set), and the budget its handler calls get: the
   -- upgrade's (the listener's), kept in the handle.
   conn:_own(client, scheduler.budget())
-  self.clients_by_id[client.id] = client
+  self.clients_by_id[conn:id()] = client
   self.count = self.count + 1
   observe.ws_open(client, req)
   -- Pooled coroutines, like every message's; a failure goes to

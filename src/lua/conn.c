@@ -259,12 +259,18 @@ static void on_close(wsl_conn_t *c, int code, const char *reason,
   if (lc == NULL)
     return;
   int handler = push_handler(L, lc, "close");
-  /* The final counts replace the handler table, before the handler runs:
-   * it may read them (conn:stats()). */
+  /* The final counts and the peer's address replace the handler table,
+   * before the handler runs: it may read them (conn:stats(),
+   * conn:remote_addr(), which endpoint clients read their addresses
+   * through rather than hold them). */
   wsl_conn_stats_t s;
   wsl_conn_stats(c, &s);
   lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
-  lua_pushlstring(L, (const char *)&s, sizeof s);
+  luaL_Buffer final;
+  luaL_buffinit(L, &final);
+  luaL_addlstring(&final, (const char *)&s, sizeof s);
+  luaL_addstring(&final, wsl_conn_remote_addr(c));
+  luaL_pushresult(&final);
   lua_setiuservalue(L, -2, 1);
   lua_pop(L, 1);
   lc->conn = NULL;
@@ -617,11 +623,31 @@ static int conn_upgrade(lua_State *L) {
   return 2;
 }
 
+/* The final record a closed connection's handle keeps (on_close): its
+ * counts, then its peer's address. NULL before the close. */
+static const char *final_record(lua_State *L, lconn_t *lc, size_t *len) {
+  lua_getiuservalue(L, 1, 1);
+  const char *saved = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* the handle's user value keeps the string */
+  if (lc->conn || saved == NULL || *len < sizeof(wsl_conn_stats_t))
+    return NULL;
+  return saved;
+}
+
+/* conn:remote_addr() -> "1.2.3.4:5678" or "[::1]:5678", the TCP peer's,
+ * also once the connection is gone. */
 static int conn_remote_addr(lua_State *L) {
   lconn_t *lc = check_conn(L, 1);
-  if (lc->conn == NULL)
+  if (lc->conn) {
+    lua_pushstring(L, wsl_conn_remote_addr(lc->conn));
+    return 1;
+  }
+  size_t len;
+  const char *saved = final_record(L, lc, &len);
+  if (saved == NULL || len == sizeof(wsl_conn_stats_t))
     return 0;
-  lua_pushstring(L, wsl_conn_remote_addr(lc->conn));
+  lua_pushlstring(L, saved + sizeof(wsl_conn_stats_t),
+                  len - sizeof(wsl_conn_stats_t));
   return 1;
 }
 
@@ -655,11 +681,9 @@ static int conn_stats(lua_State *L) {
     wsl_conn_stats(lc->conn, &final);
   } else {
     size_t len;
-    lua_getiuservalue(L, 1, 1);
-    const char *saved = lua_tolstring(L, -1, &len);
-    if (saved && len == sizeof final)
+    const char *saved = final_record(L, lc, &len);
+    if (saved)
       memcpy(&final, saved, sizeof final);
-    lua_pop(L, 1);
   }
   lua_pushinteger(L, (lua_Integer)s->bytes_in);
   lua_pushinteger(L, (lua_Integer)s->bytes_out);
