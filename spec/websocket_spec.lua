@@ -24,12 +24,12 @@ end
 
 describe("an idle client", function()
   -- What every open connection costs: the client table holds only what
-  -- every message needs (conn, endpoint, send) and what is its own (a
-  -- subprotocol, data once used): 4 fields at most, so 4 hash nodes. What
-  -- clients share (the agreement, compressed, closed, the route's path) is
-  -- read through its kind; id and the addresses through its handle, which
-  -- keeps them after the close.
-  it("holds 4 fields at most and reads the documented ones", function()
+  -- every message needs (conn, send) and what is its own (a subprotocol, a
+  -- path that is not its route's, data once used). What clients share (the
+  -- endpoint, the agreement, compressed, closed, the route's path) is read
+  -- through its kind; id and the addresses through its handle, which keeps
+  -- them after the close.
+  it("holds 2 fields, 3 with its own path or subprotocol, and reads the documented ones", function()
     local seen = {}
     local handler = {}
     function handler:on_handshake(req, res)
@@ -72,7 +72,7 @@ describe("an idle client", function()
       h.wait_for(function() return #seen == 3 end)
       for i, s in ipairs(seen) do
         -- The second also holds its subprotocol, the third its path.
-        assert.equal(i == 1 and 3 or 4, s.fields)
+        assert.equal(i == 1 and 2 or 3, s.fields)
         assert.equal(s.fields + 1, s.with_data) -- data, made at first use
         assert.is_number(s.id)
         assert.equal(i == 3 and "/room/lobby" or "/ws", s.path)

@@ -76,6 +76,7 @@ function Endpoint.new(handler, opts)
     -- What msg:read() may hold of a message in pieces (Client._data).
     buffer_limit = opts.max_message or MiB,
     clients_by_id = {},
+    kinds = {}, -- its clients' metatables (kind_of)
     count = 0,
     started = false,
     group = next_group,
@@ -348,24 +349,22 @@ function Member:_data(piece, binary, first, last)
   end
 end
 
-core.dispatch_init { member = Member }
 
 -- What clients of one kind share, as the metatable they read it through:
--- a copy of Member with the route's label (_label), _quiet, the extensions
--- agreed and compressed. Few kinds (routes x agreements, both the server's
--- choice: a peer cannot make more), each one table, where these fields in
--- every client would double its table (16 nodes instead of 8). The C path
--- knows each kind's metatable (dispatch_init); a kind past its room goes
--- the general way, through _data.
-local kinds = {}
+-- a copy of Member with the endpoint, the route's label (_label), _quiet,
+-- the extensions agreed and compressed. Few kinds (endpoints x agreements,
+-- the server's choices: a peer cannot make more), each one table, where
+-- these fields in every client would make its table four times as large.
+-- The C path knows a kind by its mark, core.MEMBER, and reads the endpoint
+-- from it (src/lua/dispatch.c).
 
 -- A client reads what it does not hold from its kind, or makes it: data
 -- (made at first use), id and the addresses (from the handle, which keeps
 -- them after the close). A function, where a table would do for the kind
--- alone, so that an idle client holds 3 fields (4 hash nodes) and no data
--- table (issue 6: ~210 bytes an idle connection). What every message
--- needs is in the client itself (conn, endpoint, send), so a message's
--- path does not come here.
+-- alone, so that an idle client holds 2 fields (2 hash nodes) and no data
+-- table (issue 6: ~280 bytes an idle connection). A message's path does
+-- not come here: send is in the client itself, and the C path reads the
+-- endpoint from the kind.
 local function lazy_index(kind)
   return function(client, key)
     local v = kind[key]
@@ -384,9 +383,9 @@ local function lazy_index(kind)
   end
 end
 
-local function kind_of(label, quiet, extensions)
+local function kind_of(endpoint, label, quiet, extensions)
   local key = label .. (quiet and "\0q\0" or "\0\0") .. (extensions or "")
-  local kind = kinds[key]
+  local kind = endpoint.kinds[key]
   if kind then
     return kind
   end
@@ -395,14 +394,15 @@ local function kind_of(label, quiet, extensions)
     kind[k] = v
   end
   kind.__index = lazy_index(kind)
+  kind[core.MEMBER] = true
+  kind.endpoint = endpoint
   kind._label = label
   -- A literal route's path: its clients need not hold it (see _open).
   kind.path = label
   kind._quiet = quiet or nil
   kind.extensions = extensions
   kind.compressed = extensions ~= nil
-  core.dispatch_init { member = kind }
-  kinds[key] = kind
+  endpoint.kinds[key] = kind
   return kind
 end
 
@@ -444,18 +444,17 @@ local function session(handler, client, req)
   client:close(1000)
 end
 
--- An idle client is this table (3 fields: its hash part is 4 nodes, with
--- room for data) and its handle. What clients share is read through their
--- kind (kind_of, lazy_index), the endpoint (buffer_limit) or Member
--- (closed); the handler budget is kept in the handle (conn:_own).
+-- An idle client is this table (2 fields: its hash part is 2 nodes) and
+-- its handle. What clients share is read through their kind (kind_of,
+-- lazy_index), the endpoint (buffer_limit) or Member (closed); the handler
+-- budget is kept in the handle (conn:_own).
 function Endpoint:_open(req, protocol, data, extensions)
   local conn = req.conn
   local label, quiet = observe.session(req)
   local client = setmetatable({
     conn = conn,
-    endpoint = self,
     send = Member.send, -- on every message's path: not through lazy_index
-  }, kind_of(label, quiet, extensions))
+  }, kind_of(self, label, quiet, extensions))
   -- What differs from what lazy_index finds: the path of a route with
   -- parameters, the client's address behind a trusted proxy, and the
   -- peer's choice among its offers when on_handshake passes it on (per

@@ -19,13 +19,14 @@
 /* Coroutines kept idle for the next call. */
 #define POOL_MAX 64
 
-/* Metatables of endpoint clients known to the short path: one per kind of
- * session (lua/wslua/endpoint.lua), so a handful. Clients of a kind past
- * these take the general path (their _data method), only slower. */
-#define MEMBERS_MAX 32
-
 /* What a pooled coroutine yields when its call has returned (core.IDLE). */
 static const char idle_tag;
+
+/* The mark of a metatable of endpoint clients (core.MEMBER, a key set to
+ * true in each kind, lua/wslua/endpoint.lua): such a kind holds the
+ * endpoint its clients belong to. A light userdata, which scripts cannot
+ * make. */
+static const char member_tag;
 
 /* Idle coroutines, each waiting in its body's yield for the next call:
  * table[1..n] (a slot above n may still name a coroutine taken from it,
@@ -36,14 +37,10 @@ typedef struct {
 } pool_t;
 
 typedef struct {
-  lua_State *L; /* the VM these references belong to; NULL: not set up */
-  int worker;   /* the body of a pooled coroutine (scheduler.lua) */
-  int settle;   /* settle(co, budget, on_error, ok, ...) for the rest */
-  int members;  /* a list anchoring the metatables of endpoint clients */
-  int message;  /* the metatable of messages */
-  /* Those metatables, compared by address. */
-  const void *member_mts[MEMBERS_MAX];
-  int nmembers;
+  lua_State *L;   /* the VM these references belong to; NULL: not set up */
+  int worker;     /* the body of a pooled coroutine (scheduler.lua) */
+  int settle;     /* settle(co, budget, on_error, ok, ...) for the rest */
+  int message;    /* the metatable of messages */
   pool_t workers; /* running worker: calls of any function */
   pool_t runners; /* running run_body: runs of whole messages */
 } dispatch_t;
@@ -64,6 +61,9 @@ typedef struct run {
   wsl_conn_t *c;
   const void *client;
   int kind;
+  /* The coroutine's stack holds (fn, handler, client) of the last owner it
+   * set up: a client of the same kind takes the same fn and handler. */
+  int held;
   lua_Number budget; /* the resume's: a connection with another ends it */
   int general;       /* msgs[next]'s owner is not an endpoint's client */
   struct run *outer;
@@ -175,6 +175,13 @@ static void push_message(lua_State *L, int binary, const char *body,
   lua_setmetatable(L, -2);
 }
 
+/* Whether the table at idx is a kind of endpoint clients (member_tag). */
+static int is_kind(lua_State *L, int idx) {
+  int marked = lua_rawgetp(L, idx, &member_tag) == LUA_TBOOLEAN;
+  lua_pop(L, 1);
+  return marked;
+}
+
 /* What an endpoint's handler table takes messages with. */
 enum { NOT_ENDPOINT, NO_HANDLER, ON_DATA, ON_MESSAGE };
 
@@ -185,15 +192,15 @@ enum { NOT_ENDPOINT, NO_HANDLER, ON_DATA, ON_MESSAGE };
 static int endpoint_handler(lua_State *L, int owner) {
   if (d.L == NULL || d.L != wsl_vm()->L || !lua_getmetatable(L, owner))
     return 0;
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  int member = 0;
-  for (int i = 0; i < d.nmembers && !member; i++)
-    member = mt == d.member_mts[i];
-  if (!member)
+  int top = lua_gettop(L) - 1;
+  if (!is_kind(L, top + 1)) {
+    lua_settop(L, top);
     return 0;
-  int top = lua_gettop(L);
-  if (get(L, owner, K_ENDPOINT) != LUA_TTABLE ||
+  }
+  lua_pushvalue(L, KEY(K_ENDPOINT));
+  lua_rawget(L, top + 1);
+  lua_replace(L, top + 1);
+  if (lua_type(L, top + 1) != LUA_TTABLE ||
       get(L, top + 1, K_HANDLER) != LUA_TTABLE) {
     lua_settop(L, top);
     return 0;
@@ -267,6 +274,22 @@ static int yield_idle(lua_State *co) {
   return lua_yieldk(co, 1, 0, run_body);
 }
 
+/* Whether the owner on top of co's stack is of the same kind (has the
+ * same metatable) as the client at 3. A run looks an endpoint's handler up
+ * once for the clients of a kind that come one after another: a handler
+ * replaced in the middle of a run serves from the next run on. */
+static int same_kind(lua_State *co) {
+  if (!lua_getmetatable(co, 3))
+    return 0;
+  if (!lua_getmetatable(co, -2)) {
+    lua_pop(co, 1);
+    return 0;
+  }
+  int same = lua_rawequal(co, -1, -2);
+  lua_pop(co, 2);
+  return same;
+}
+
 /* Sets the run up for msgs[next] in co: skips the messages of closed
  * connections and of owners without a handler for them, and when the
  * connection changes, leaves (fn, handler, client) of its owner on co's
@@ -287,11 +310,19 @@ static int next_message(lua_State *co, run_t *r) {
     if (wsl_lua_conn_budget(c) != r->budget)
       return 0;
     r->c = NULL;
-    lua_settop(co, 0);
     if (!wsl_lua_conn_push_owner(co, c)) { /* nobody takes its messages */
       r->next++;
       continue;
     }
+    if (r->held && same_kind(co)) {
+      lua_replace(co, 3);
+      r->c = c;
+      r->client = lua_topointer(co, 3);
+      return 1;
+    }
+    r->held = 0;
+    lua_insert(co, 1);
+    lua_settop(co, 1);
     int kind = endpoint_handler(co, 1);
     if (kind == NOT_ENDPOINT) {
       r->general = 1;
@@ -306,6 +337,7 @@ static int next_message(lua_State *co, run_t *r) {
     r->c = c;
     r->client = lua_topointer(co, 3);
     r->kind = kind;
+    r->held = 1;
     return 1;
   }
   return 0;
@@ -363,9 +395,7 @@ static int endpoint_owner(lua_State *L, wsl_conn_t *c) {
     return 0;
   int member = 0;
   if (lua_getmetatable(L, -1)) {
-    const void *mt = lua_topointer(L, -1);
-    for (int i = 0; i < d.nmembers && !member; i++)
-      member = mt == d.member_mts[i];
+    member = is_kind(L, -1);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -384,6 +414,7 @@ static void run_resumes(lua_State *L, run_t *r, int protected) {
       return;
     }
     r->c = NULL;
+    r->held = 0; /* a coroutine from the pool starts with an empty stack */
     r->budget = wsl_lua_conn_budget(c);
     call(L, r->budget, 0, 0, &d.runners, run_start_ref, r);
   }
@@ -445,46 +476,18 @@ wsl_conn_t *wsl_dispatch_client_conn(lua_State *L, int idx) {
   return r && r->c && r->client == lua_topointer(L, idx) ? r->c : NULL;
 }
 
-/* Adds the metatable on top (popped) to the known members, anchored for
- * the VM's life: an address compared must not be reused. Returns whether
- * there was room. */
-static int add_member(lua_State *L) {
-  const void *mt = lua_topointer(L, -1);
-  for (int i = 0; i < d.nmembers; i++) {
-    if (d.member_mts[i] == mt) {
-      lua_pop(L, 1);
-      return 1;
-    }
-  }
-  if (d.nmembers == MEMBERS_MAX) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, d.members);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, d.nmembers + 1);
-  lua_pop(L, 1);
-  d.member_mts[d.nmembers++] = mt;
-  return 1;
-}
-
-/* core.dispatch_init{worker=, settle=, member=, message=}: what the C path
- * needs from the scheduler and the endpoint, given once per VM; member, a
- * metatable of endpoint clients, adds one more to those known (returns
- * false when there is no room: its clients take the general path). */
+/* core.dispatch_init{worker=, settle=, message=}: what the C path needs
+ * from the scheduler and the messages, given once per VM. */
 static int dispatch_init(lua_State *L) {
   static const char *const fields[] = {"worker", "settle", "message"};
   int *refs[] = {&d.worker, &d.settle, &d.message};
   luaL_checktype(L, 1, LUA_TTABLE);
   if (d.L != wsl_vm()->L) {
     d.L = wsl_vm()->L;
-    d.nmembers = 0;
     lua_newtable(L);
     d.workers = (pool_t){luaL_ref(L, LUA_REGISTRYINDEX), 0};
     lua_newtable(L);
     d.runners = (pool_t){luaL_ref(L, LUA_REGISTRYINDEX), 0};
-    lua_newtable(L);
-    d.members = luaL_ref(L, LUA_REGISTRYINDEX);
     for (int i = 0; i < 3; i++)
       *refs[i] = LUA_NOREF;
   }
@@ -496,13 +499,7 @@ static int dispatch_init(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
     *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  int room = 1;
-  if (lua_getfield(L, 1, "member") == LUA_TTABLE)
-    room = add_member(L);
-  else
-    lua_pop(L, 1);
-  lua_pushboolean(L, room);
-  return 1;
+  return 0;
 }
 
 static const luaL_Reg dispatch_funcs[] = {
@@ -515,4 +512,6 @@ void wsl_lua_open_dispatch(lua_State *L) {
   luaL_setfuncs(L, dispatch_funcs, 0);
   lua_pushlightuserdata(L, (void *)&idle_tag);
   lua_setfield(L, -2, "IDLE");
+  lua_pushlightuserdata(L, (void *)&member_tag);
+  lua_setfield(L, -2, "MEMBER");
 }
