@@ -17,9 +17,13 @@
 
 #define CONN_MT "wslua.Conn"
 
-/* User values: 1 the handler table while the connection lives, then its
- * final counts (a string holding a wsl_conn_stats_t: every idle connection
- * would otherwise carry room for them); 2 the owner (conn:_own). */
+/* User values: 1 the owner (conn:_own) while the connection lives, then
+ * its final record (a string: a wsl_conn_stats_t, then the peer's address;
+ * every idle connection would otherwise carry room for them). During the
+ * close handler the owner is in the registry slot that anchored the handle
+ * (self_ref). Handler tables: an accepted connection's is its listener's,
+ * found through its config; a dialled one has a 2nd user value for its own.
+ * One user value fewer is 16 bytes less for every idle connection. */
 typedef struct {
   wsl_conn_t *conn; /* NULL once the connection is gone */
   lua_Integer id;
@@ -30,7 +34,8 @@ typedef struct {
   /* The owner's handler budget (conn:_own; seconds, 0: none): a float,
    * which fits beside self_ref (a handle stays 32 bytes). */
   float budget;
-  int self_ref; /* anchors the userdata while the connection lives */
+  int self_ref; /* anchors the userdata while the connection lives; the
+                   owner while it closes */
 } lconn_t;
 
 /* Ids are unique in the process: worker w of n numbers its connections
@@ -66,14 +71,17 @@ wsl_conn_t *wsl_lua_conn_check(lua_State *L, int idx) {
 
 void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
   handlers_idx = lua_absindex(L, handlers_idx);
-  lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, 2);
+  int dialled = wsl_conn_config(c) == NULL;
+  lconn_t *lc = lua_newuserdatauv(L, sizeof *lc, dialled ? 2 : 1);
   lc->conn = c;
   lc->budget = 0;
   lc->owned_at = 0;
   lc->id = next_seq++ * wsl_worker_count() + wsl_worker_id();
   luaL_setmetatable(L, CONN_MT);
-  lua_pushvalue(L, handlers_idx);
-  lua_setiuservalue(L, -2, 1);
+  if (dialled) {
+    lua_pushvalue(L, handlers_idx);
+    lua_setiuservalue(L, -2, 2);
+  }
   lc->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   wsl_conn_set_data(c, lc);
 }
@@ -82,7 +90,11 @@ void wsl_lua_conn_attach(lua_State *L, wsl_conn_t *c, int handlers_idx) {
  * such handler (nothing pushed). */
 static int push_handler(lua_State *L, lconn_t *lc, const char *event) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
-  lua_getiuservalue(L, -1, 1);
+  const wsl_conn_config_t *config = wsl_conn_config(lc->conn);
+  if (config) /* the listener's handler table (a registry ref) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *(const int *)config->owner);
+  else
+    lua_getiuservalue(L, -1, 2);
   if (lua_getfield(L, -1, event) != LUA_TFUNCTION) {
     lua_pop(L, 3);
     return 0;
@@ -206,7 +218,7 @@ static void on_open(wsl_conn_t *c, const wsl_http_request_t *resp) {
  * pushed when it has none. */
 static int push_owner(lua_State *L, lconn_t *lc) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
-  if (lua_getiuservalue(L, -1, 2) != LUA_TTABLE) {
+  if (lua_getiuservalue(L, -1, 1) != LUA_TTABLE) {
     lua_pop(L, 2);
     return 0;
   }
@@ -252,6 +264,17 @@ static void on_messages(const wsl_message_t *msgs, size_t n) {
   }
 }
 
+/* Puts the value on top (popped) in the registry slot of a closing
+ * connection's handle, for its close handler: false for nil, as a hole in
+ * the registry's array would lead luaL_ref to hand the slot out again. */
+static void keep_closing_owner(lua_State *L, lconn_t *lc) {
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 0);
+  }
+  lua_rawseti(L, LUA_REGISTRYINDEX, lc->self_ref);
+}
+
 static void on_close(wsl_conn_t *c, int code, const char *reason,
                      size_t reason_len, const char *error) {
   lua_State *L = wsl_vm()->L;
@@ -266,6 +289,8 @@ static void on_close(wsl_conn_t *c, int code, const char *reason,
   wsl_conn_stats_t s;
   wsl_conn_stats(c, &s);
   lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref);
+  lua_getiuservalue(L, -1, 1); /* the owner, for the close handler */
+  keep_closing_owner(L, lc);
   luaL_Buffer final;
   luaL_buffinit(L, &final);
   luaL_addlstring(&final, (const char *)&s, sizeof s);
@@ -714,7 +739,10 @@ static int conn_own(lua_State *L) {
     lc->budget = (float)luaL_optnumber(L, 3, 0);
   lc->owned_at = (double)uv_hrtime() / 1e9;
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, 2);
+  if (lc->conn)
+    lua_setiuservalue(L, 1, 1);
+  else if (lc->self_ref != LUA_NOREF) /* in the close handler */
+    keep_closing_owner(L, lc);
   return 0;
 }
 
@@ -746,8 +774,12 @@ static int conn_owned_at(lua_State *L) {
 
 /* conn:_owner() -> what conn:_own set, or nil. */
 static int conn_owner(lua_State *L) {
-  check_conn(L, 1);
-  lua_getiuservalue(L, 1, 2);
+  lconn_t *lc = check_conn(L, 1);
+  if (lc->conn)
+    lua_getiuservalue(L, 1, 1);
+  else if (lc->self_ref == LUA_NOREF || /* in the close handler: */
+           lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self_ref) == LUA_TBOOLEAN)
+    lua_pushnil(L);
   return 1;
 }
 
