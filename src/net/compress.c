@@ -5,8 +5,11 @@
  * Memory, in three modes: a compressor that keeps context between messages
  * is the connection's own (best ratio, ~270 KB once used); one that keeps
  * none is shared by every such connection of the thread with the same
- * settings (costs nothing per connection); an inflater for a peer that keeps
- * no context gives its zlib state back after each message ("released"). */
+ * settings (costs nothing per connection). An inflater for a peer that
+ * keeps no context is the thread's too for a message that came whole in
+ * one read; one that spans reads (or frames) gets an inflater of its own
+ * for as long as it lasts. An idle connection then holds no zlib memory
+ * and no inflater at all. */
 #include "net/conn_internal.h"
 
 #include <stdlib.h>
@@ -46,11 +49,42 @@ static wsl_deflater_t *shared_deflater(int level, int mem_level,
   return d;
 }
 
+/* One shared inflater per thread and window size (9..15, as zlib is given
+ * it), kept live between messages: zlib's state is reset after each one,
+ * not freed and made again. busy: one is inflating a message whose pieces
+ * go to an owner, who might make a message of another connection inflate
+ * before it returns; that one then gets an inflater of its own. */
+static _Thread_local wsl_inflater_t *shared_inflaters[16];
+static _Thread_local int shared_inflater_busy;
+
+/* The peer's window, which a connection's inflater needs. */
+static int peer_window_bits(const wsl_conn_t *c) {
+  const wsl_deflate_params_t *p = &c->ws->deflate_params;
+  int bits = c->role == WSL_ROLE_SERVER ? p->client_max_window_bits
+                                        : p->server_max_window_bits;
+  return bits < 9 ? 9 : bits; /* wsl_inflater_new inflates 8 with 9 */
+}
+
+/* The thread's inflater for c's peer's window, or NULL when it is busy or
+ * memory ran out. */
+static wsl_inflater_t *shared_inflater(const wsl_conn_t *c) {
+  if (shared_inflater_busy)
+    return NULL;
+  int bits = peer_window_bits(c);
+  if (shared_inflaters[bits] == NULL)
+    shared_inflaters[bits] = wsl_inflater_new(bits, 1);
+  return shared_inflaters[bits];
+}
+
 void wsl_conn_thread_exit(void) {
   wsl_cork_thread_exit();
   for (int i = 0; i < shared_count; i++)
     wsl_deflater_free(shared_deflaters[i].deflater);
   shared_count = 0;
+  for (int i = 0; i < 16; i++) {
+    wsl_inflater_free(shared_inflaters[i]);
+    shared_inflaters[i] = NULL;
+  }
 }
 
 int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
@@ -74,8 +108,12 @@ int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
   if (c->deflater == NULL)
     c->deflater =
         wsl_deflater_new(cfg->level, cfg->mem_level, our_bits, our_reset);
-  c->inflater = wsl_inflater_new(peer_bits, peer_reset);
-  if (c->deflater == NULL || c->inflater == NULL) {
+  /* A peer that keeps no context needs no inflater between messages
+   * (wsl__compress_whole, wsl__compress_inflate). */
+  c->inflate_no_context = peer_reset != 0;
+  if (!peer_reset)
+    c->inflater = wsl_inflater_new(peer_bits, 0);
+  if (c->deflater == NULL || (!peer_reset && c->inflater == NULL)) {
     wsl__compress_free(c);
     return -1;
   }
@@ -109,6 +147,15 @@ static int on_inflated(void *ud, const uint8_t *data, size_t len) {
   }
   wsl__ws_deliver(c, data, len, 0);
   return c->handles_closing || c->close_after_flush ? 1 : 0;
+}
+
+/* A no-context connection's own inflater goes at the end of the message
+ * that needed it; a kept context stays. */
+static void drop_inflater(wsl_conn_t *c) {
+  if (c->inflate_no_context) {
+    wsl_inflater_free(c->inflater);
+    c->inflater = NULL;
+  }
 }
 
 /* Fails the connection for what the inflater reported (not 0); returns
@@ -153,15 +200,31 @@ static int on_whole_inflated(void *ud, const uint8_t *data, size_t len) {
 }
 
 int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
+  /* The connection's own when it keeps a context, else the thread's. */
+  wsl_inflater_t *inf = c->inflater;
+  int shared = 0;
+  if (inf == NULL) {
+    inf = shared_inflater(c);
+    shared = inf != NULL;
+    if (inf == NULL &&
+        (inf = c->inflater = wsl_inflater_new(peer_window_bits(c), 1)) == NULL)
+      return inflate_failed(c, WSL_DEFLATE_NO_MEMORY);
+  }
+  if (shared)
+    shared_inflater_busy = 1;
   whole.c = c;
   whole.len = 0;
-  int r = wsl_inflater_feed(c->inflater, data, len, 1, c->ws->max_message,
+  int r = wsl_inflater_feed(inf, data, len, 1, c->ws->max_message,
                             on_whole_inflated, c);
   int collected = whole.c == c;
   whole.c = NULL;
+  /* The feed reset the stream, whatever its outcome. */
+  if (shared)
+    shared_inflater_busy = 0;
+  else
+    drop_inflater(c);
   if (r != 0)
     return inflate_failed(c, r);
-  wsl_inflater_release(c->inflater);
   if (collected) {
     if (c->msg_opcode == WSL_OP_TEXT &&
         wsl_utf8_feed(WSL_UTF8_ACCEPT, whole.buf, whole.len) !=
@@ -184,13 +247,21 @@ int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
 
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin) {
+  if (c->inflater == NULL) {
+    /* No context kept, and nothing of this message inflated yet: an empty
+     * message needs no inflater; a message with bytes gets one of its own
+     * until its end, since its pieces come over several reads. */
+    if (len == 0)
+      return 0;
+    c->inflater = wsl_inflater_new(peer_window_bits(c), 1);
+    if (c->inflater == NULL)
+      return inflate_failed(c, WSL_DEFLATE_NO_MEMORY);
+  }
   int r = wsl_inflater_feed(c->inflater, data, len, fin, c->ws->max_message,
                             on_inflated, c);
-  if (r != 0)
-    return inflate_failed(c, r);
-  if (fin)
-    wsl_inflater_release(c->inflater);
-  return 0;
+  if (r != 0 || fin)
+    drop_inflater(c);
+  return r != 0 ? inflate_failed(c, r) : 0;
 }
 
 int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,

@@ -78,9 +78,12 @@ struct wsl_conn {
   unsigned above_low_water : 1;  /* the send queue passed ws->low_water:
                                     on_drain when it falls back */
   unsigned close_sent : 1, close_received : 1;
-  unsigned compress : 1;        /* permessage-deflate negotiated */
-  unsigned deflater_shared : 1; /* deflater is the thread's (compress.c) */
-  int refs;                     /* tcp, pending requests: free at 0 */
+  unsigned compress : 1;           /* permessage-deflate negotiated */
+  unsigned deflater_shared : 1;    /* deflater is the thread's (compress.c) */
+  unsigned inflate_no_context : 1; /* the peer keeps no context: inflater
+                                      exists only while a message spans
+                                      reads (compress.c) */
+  int refs;                        /* tcp, pending requests: free at 0 */
   uint32_t utf8;       /* validation state of the current text message */
   unsigned flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
@@ -110,6 +113,8 @@ struct wsl_conn {
 
   /* permessage-deflate, when negotiated (compress.c) */
   wsl_deflater_t *deflater; /* our own, or the thread's shared one */
+  /* Our own: for the connection's life when the peer keeps context, else
+   * only while a message spans reads (NULL between messages). */
   wsl_inflater_t *inflater;
 
   /* client role, until the handshake is done */
