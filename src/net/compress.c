@@ -119,12 +119,15 @@ int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
   }
   c->compress = 1;
   c->frames.allowed_rsv = WSL_RSV1;
+  return 0;
+}
+
+void wsl__compress_frame_limits(wsl_frame_limits_t *l) {
   /* The limits are on the inflated message (checked while inflating); the
    * compressed bytes of an incompressible message are slightly more than
    * the message itself (stored blocks), so the raw limits get room. */
-  c->frames.max_frame += c->frames.max_frame / 16 + 1024;
-  c->frames.max_message += c->frames.max_message / 16 + 1024;
-  return 0;
+  l->max_frame += l->max_frame / 16 + 1024;
+  l->max_message += l->max_message / 16 + 1024;
 }
 
 void wsl__compress_free(wsl_conn_t *c) {

@@ -228,6 +228,9 @@ void wsl__compress_free(wsl_conn_t *c);
 int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len);
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin);
+/* Gives the frame parser's limits (the connection's options') the room
+ * that compressed bytes may need over the inflated ones. */
+void wsl__compress_frame_limits(wsl_frame_limits_t *l);
 /* 1 with the compressed payload appended to out, 0 when the message goes
  * as it is (no compression, or under the threshold), -1 out of memory. */
 int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,

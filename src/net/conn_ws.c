@@ -30,6 +30,9 @@ const wsl_ws_options_t *wsl__ws_options_default(void) {
  * connections are opened and freed on its own loop: no lock. */
 typedef struct shared_options {
   wsl_ws_options_t o; /* first: a connection's c->ws points here */
+  /* What the frame parsers of these connections check, without and with
+   * compression (the limits are on the raw frames). */
+  wsl_frame_limits_t limits[2];
   size_t refs;
   struct shared_options *next;
 } shared_options_t;
@@ -72,6 +75,10 @@ static const wsl_ws_options_t *share_options(const wsl_ws_options_t *in) {
   if (s == NULL)
     return NULL;
   s->o = key;
+  s->limits[0].max_message = key.max_message;
+  s->limits[0].max_frame = key.max_frame ? key.max_frame : key.max_message;
+  s->limits[1] = s->limits[0];
+  wsl__compress_frame_limits(&s->limits[1]);
   s->refs = 1;
   s->next = shared_options;
   shared_options = s;
@@ -107,12 +114,11 @@ void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
   c->ws = shared;
   c->ws_shared = 1;
   wsl_frame_parser_init(&c->frames, c->role);
-  c->frames.max_message = c->ws->max_message;
-  c->frames.max_frame =
-      c->ws->max_frame ? c->ws->max_frame : c->ws->max_message;
   if (wsl__compress_open(c, c->ws) != 0)
     wsl_log(WSL_LOG_WARN, "%s: no memory for compression, closing",
             wsl_conn_remote_addr(c));
+  wsl_frame_parser_limit(
+      &c->frames, &((const shared_options_t *)shared)->limits[c->compress]);
   c->state = WSL_CONN_OPEN;
   c->last_read_ms = uv_now(c->tcp.loop);
   c->next_ping_ms = c->last_read_ms + c->ws->ping_interval_ms;
