@@ -39,6 +39,13 @@ typedef struct wsl_conn_rare {
   char *error_buf;    /* an error message made at run time, or NULL */
 } wsl_conn_rare_t;
 
+/* The counts of wsl_conn_stats_t. Who closed is a byte of the connection's
+ * small fields (closer), not an enum padded to 8 bytes here. */
+typedef struct {
+  uint64_t bytes_in, bytes_out;
+  uint64_t messages_in, messages_out;
+} wsl_conn_counts_t;
+
 struct wsl_conn {
   uv_tcp_t tcp;
   /* Handshake, keep-alive, idle and close-wait timeouts: one timer, on the
@@ -50,21 +57,23 @@ struct wsl_conn {
   struct wsl_conn *prev, *next;    /* the listener's (or dialer's) list */
   struct wsl_conn_list *list;
   wsl_tls_t *tls; /* NULL for plain TCP */
-  /* The peer's address, formatted only when asked (wsl_conn_remote_addr);
-   * family AF_UNSPEC until known. */
-  union {
-    struct sockaddr sa;
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-  } peer;
+  /* The peer's address, formatted only when asked (wsl_conn_remote_addr):
+   * the address alone, not a struct sockaddr (28 bytes for IPv6). */
+  uint8_t peer_addr[16]; /* 4 bytes for AF_INET, 16 for AF_INET6 */
+  uint16_t peer_port;    /* network byte order */
+  uint8_t peer_family;   /* AF_INET, AF_INET6, or AF_UNSPEC until known */
   /* Small fields together: an idle connection is mostly this struct, and
    * 10,000 of them should cost little (issue 6). */
-  uint8_t state;       /* wsl_conn_state_t */
-  uint8_t role;        /* wsl_role_t */
-  uint8_t msg_opcode;  /* opcode of the message in progress, or 0 */
-  uint8_t ctrl_len;    /* bytes of ctrl so far */
-  uint16_t close_code; /* the session's close code for on_close */
+  uint8_t state;      /* wsl_conn_state_t */
+  uint8_t role;       /* wsl_role_t */
+  uint8_t msg_opcode; /* opcode of the message in progress, or 0 */
+  uint8_t ctrl_len;   /* bytes of ctrl so far */
   uint8_t close_reason_len;
+  uint8_t closer; /* wsl_closer_t, for wsl_conn_stats */
+  /* Validation state of the current text message: wsl_utf8_feed's states
+   * are all below 256. */
+  uint8_t utf8;
+  uint16_t close_code;            /* the session's close code for on_close */
   unsigned processing : 1;        /* inside process_input: do not re-enter */
   unsigned handles_closing : 1;   /* uv_close was called */
   unsigned reading : 1;           /* uv_read_start is in effect */
@@ -84,7 +93,6 @@ struct wsl_conn {
                                       exists only while a message spans
                                       reads (compress.c) */
   int refs;                        /* tcp, pending requests: free at 0 */
-  uint32_t utf8;       /* validation state of the current text message */
   unsigned flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
   wsl_conn_rare_t *rare; /* NULL until one of its fields is needed */
@@ -106,10 +114,10 @@ struct wsl_conn {
   /* The payload of the control frame in progress (at most 125 bytes),
    * allocated at its header when it has one, freed at its end. */
   uint8_t *ctrl;
-  uint64_t last_read_ms;  /* uv_now when the peer last sent something */
-  uint64_t next_ping_ms;  /* uv_now of the next ping_interval ping */
-  wsl_conn_stats_t stats; /* bytes and messages each way, who closed */
-  const char *error;      /* what went wrong, for on_close */
+  uint64_t last_read_ms;   /* uv_now when the peer last sent something */
+  uint64_t next_ping_ms;   /* uv_now of the next ping_interval ping */
+  wsl_conn_counts_t stats; /* bytes and messages each way */
+  const char *error;       /* what went wrong, for on_close */
 
   /* permessage-deflate, when negotiated (compress.c) */
   wsl_deflater_t *deflater; /* our own, or the thread's shared one */

@@ -12,6 +12,25 @@
 
 /* --- options ------------------------------------------------------------ */
 
+void wsl_ws_options_default(wsl_ws_options_t *o) {
+  o->max_message = 1 << 20;
+  o->max_frame = 0;
+  o->idle_timeout_ms = 120000;
+  o->close_timeout_ms = 3000;
+  o->max_backpressure = 1 << 20;
+  o->backpressure_drop = 0;
+  o->low_water = 0;
+  o->ping_interval_ms = 0;
+  /* Compression, when asked for, keeps no context between messages by
+   * default: a connection then costs almost nothing while idle. */
+  o->deflate = 0;
+  wsl_deflate_config_default(&o->deflate_config);
+  o->deflate_config.server_no_context_takeover = 1;
+  o->deflate_config.client_no_context_takeover = 1;
+  o->deflate_config.threshold = 32;
+  memset(&o->deflate_params, 0, sizeof o->deflate_params);
+}
+
 static uv_once_t defaults_once = UV_ONCE_INIT;
 static wsl_ws_options_t defaults;
 
@@ -130,7 +149,7 @@ static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
   uint8_t payload[125];
   size_t n = wsl_close_encode(payload, code, reason, len);
   if (!c->close_received && !c->close_sent)
-    c->stats.closer = WSL_CLOSER_LOCAL;
+    c->closer = WSL_CLOSER_LOCAL;
   c->close_sent = 1;
   wsl__conn_write_frame(c, WSL_OP_CLOSE, 0, payload, n);
 }
@@ -295,7 +314,7 @@ static void on_close_frame(wsl_conn_t *c) {
   }
   c->close_received = 1;
   if (!c->close_sent) {
-    c->stats.closer = WSL_CLOSER_PEER;
+    c->closer = WSL_CLOSER_PEER;
     /* Echo the peer's code (§5.5.1); 1005 means an empty close payload. */
     remember_close(c, code, (const char *)reason, reason_len);
     send_close_frame(c, code, NULL, 0);
