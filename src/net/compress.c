@@ -101,21 +101,27 @@ int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
       server ? p->client_max_window_bits : p->server_max_window_bits;
   int peer_reset =
       server ? p->client_no_context_takeover : p->server_no_context_takeover;
-  if (our_reset) {
-    c->deflater = shared_deflater(cfg->level, cfg->mem_level, our_bits);
-    c->deflater_shared = c->deflater != NULL;
-  }
-  if (c->deflater == NULL)
-    c->deflater =
-        wsl_deflater_new(cfg->level, cfg->mem_level, our_bits, our_reset);
+  /* The thread's deflater is found again by its settings at each message:
+   * the connection keeps no pointer to it. */
+  if (our_reset)
+    c->deflater_shared =
+        shared_deflater(cfg->level, cfg->mem_level, our_bits) != NULL;
   /* A peer that keeps no context needs no inflater between messages
    * (wsl__compress_whole, wsl__compress_inflate). */
   c->inflate_no_context = peer_reset != 0;
-  if (!peer_reset)
-    c->inflater = wsl_inflater_new(peer_bits, 0);
-  if (c->deflater == NULL || (!peer_reset && c->inflater == NULL)) {
-    wsl__compress_free(c);
-    return -1;
+  if (!c->deflater_shared || !peer_reset) {
+    /* A compressor of its own, in the extra part. */
+    wsl_conn_extra_t *x = wsl__conn_extra(c);
+    if (x && !c->deflater_shared)
+      x->deflater =
+          wsl_deflater_new(cfg->level, cfg->mem_level, our_bits, our_reset);
+    if (x && !peer_reset)
+      x->inflater = wsl_inflater_new(peer_bits, 0);
+    if (x == NULL || (!c->deflater_shared && x->deflater == NULL) ||
+        (!peer_reset && x->inflater == NULL)) {
+      wsl__compress_free(c);
+      return -1;
+    }
   }
   c->compress = 1;
   c->frames.allowed_rsv = WSL_RSV1;
@@ -131,12 +137,44 @@ void wsl__compress_frame_limits(wsl_frame_limits_t *l) {
 }
 
 void wsl__compress_free(wsl_conn_t *c) {
-  if (!c->deflater_shared)
-    wsl_deflater_free(c->deflater);
-  wsl_inflater_free(c->inflater);
-  c->deflater = NULL;
-  c->inflater = NULL;
+  wsl_conn_extra_t *x = c->extra;
+  if (x) {
+    wsl_deflater_free(x->deflater);
+    wsl_inflater_free(x->inflater);
+    x->deflater = NULL;
+    x->inflater = NULL;
+    wsl__conn_extra_trim(c);
+  }
   c->compress = 0;
+  c->deflater_shared = 0;
+}
+
+/* Our deflater's window, by role. */
+static int our_window_bits(const wsl_conn_t *c) {
+  const wsl_deflate_params_t *p = &c->ws->deflate_params;
+  return c->role == WSL_ROLE_SERVER ? p->server_max_window_bits
+                                    : p->client_max_window_bits;
+}
+
+/* The deflater of a compressing connection: the thread's (made at its
+ * open, so found), or its own; NULL only if memory ran out. */
+static wsl_deflater_t *deflater_of(const wsl_conn_t *c) {
+  if (!c->deflater_shared)
+    return c->extra ? c->extra->deflater : NULL;
+  const wsl_deflate_config_t *cfg = &c->ws->deflate_config;
+  return shared_deflater(cfg->level, cfg->mem_level, our_window_bits(c));
+}
+
+/* The inflater of a no-context connection's message that the thread's
+ * cannot take; NULL when memory ran out. */
+static wsl_inflater_t *own_inflater(wsl_conn_t *c) {
+  wsl_conn_extra_t *x = wsl__conn_extra(c);
+  if (x == NULL)
+    return NULL;
+  x->inflater = wsl_inflater_new(peer_window_bits(c), 1);
+  if (x->inflater == NULL)
+    wsl__conn_extra_trim(c);
+  return x->inflater;
 }
 
 static int on_inflated(void *ud, const uint8_t *data, size_t len) {
@@ -155,9 +193,10 @@ static int on_inflated(void *ud, const uint8_t *data, size_t len) {
 /* A no-context connection's own inflater goes at the end of the message
  * that needed it; a kept context stays. */
 static void drop_inflater(wsl_conn_t *c) {
-  if (c->inflate_no_context) {
-    wsl_inflater_free(c->inflater);
-    c->inflater = NULL;
+  if (c->inflate_no_context && c->extra) {
+    wsl_inflater_free(c->extra->inflater);
+    c->extra->inflater = NULL;
+    wsl__conn_extra_trim(c);
   }
 }
 
@@ -204,13 +243,12 @@ static int on_whole_inflated(void *ud, const uint8_t *data, size_t len) {
 
 int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
   /* The connection's own when it keeps a context, else the thread's. */
-  wsl_inflater_t *inf = c->inflater;
+  wsl_inflater_t *inf = c->extra ? c->extra->inflater : NULL;
   int shared = 0;
   if (inf == NULL) {
     inf = shared_inflater(c);
     shared = inf != NULL;
-    if (inf == NULL &&
-        (inf = c->inflater = wsl_inflater_new(peer_window_bits(c), 1)) == NULL)
+    if (inf == NULL && (inf = own_inflater(c)) == NULL)
       return inflate_failed(c, WSL_DEFLATE_NO_MEMORY);
   }
   if (shared)
@@ -250,17 +288,19 @@ int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
 
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin) {
-  if (c->inflater == NULL) {
+  wsl_inflater_t *inf = c->extra ? c->extra->inflater : NULL;
+  if (inf == NULL) {
     /* No context kept, and nothing of this message inflated yet: an empty
      * message needs no inflater; a message with bytes gets one of its own
      * until its end, since its pieces come over several reads. */
     if (len == 0)
       return 0;
-    c->inflater = wsl_inflater_new(peer_window_bits(c), 1);
-    if (c->inflater == NULL)
+    if ((inf = own_inflater(c)) == NULL)
       return inflate_failed(c, WSL_DEFLATE_NO_MEMORY);
   }
-  int r = wsl_inflater_feed(c->inflater, data, len, fin, c->ws->max_message,
+  /* The inflater stays while the owner gets the pieces: the extra part
+   * is trimmed only of what is no longer in use. */
+  int r = wsl_inflater_feed(inf, data, len, fin, c->ws->max_message,
                             on_inflated, c);
   if (r != 0 || fin)
     drop_inflater(c);
@@ -271,10 +311,11 @@ int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,
                           wsl_buf_t *out) {
   if (!c->compress || len < c->ws->deflate_config.threshold)
     return 0;
-  if (wsl_deflater_compress(c->deflater, data, len, out) != 0)
+  wsl_deflater_t *d = deflater_of(c);
+  if (d == NULL || wsl_deflater_compress(d, data, len, out) != 0)
     return -1;
   if (!c->deflater_shared)
-    wsl_deflater_release(c->deflater);
+    wsl_deflater_release(d);
   return 1;
 }
 

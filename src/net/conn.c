@@ -4,7 +4,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +43,8 @@ const char *wsl_conn_remote_addr(const wsl_conn_t *c) {
     uv_inet_ntop(AF_INET, c->peer_addr, ip, sizeof ip);
     break;
   default:
-    if (c->dial && c->dial->addr)
-      return c->dial->addr;
+    if (wsl__conn_dial(c) && c->extra->dial->addr)
+      return c->extra->dial->addr;
     port = 0;
   }
   snprintf(out, sizeof out, "%s:%d", ip, port);
@@ -71,12 +70,6 @@ int wsl_conn_draining(const wsl_conn_t *c) {
 
 uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
   return c->rare ? c->rare->dropped : 0;
-}
-
-wsl_conn_rare_t *wsl__conn_rare(wsl_conn_t *c) {
-  if (c->rare == NULL)
-    c->rare = calloc(1, sizeof *c->rare);
-  return c->rare;
 }
 
 void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
@@ -182,19 +175,10 @@ void wsl__conn_unref(wsl_conn_t *c) {
   wsl_timers_detach(c->tcp.loop);
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
-  if (c->rare) {
-    if (c->rare->pending) {
-      wsl_buf_free(c->rare->pending);
-      free(c->rare->pending);
-    }
-    free(c->rare->close_reason);
-    free(c->rare->error_buf);
-    free(c->rare);
-  }
   wsl_cork_free(&c->cork);
   wsl__ws_options_release(c);
   wsl__dial_free(c);
-  free(c->ctrl);
+  wsl__conn_parts_free(c);
   free(c);
 }
 
@@ -365,26 +349,11 @@ void wsl__conn_fill_remote_addr(wsl_conn_t *c) {
   }
   /* Unknown, and no longer "host:port" as dialled: "?:0", as a failed
    * lookup always read. */
-  if (c->peer_family == AF_UNSPEC && c->dial) {
-    free(c->dial->addr);
-    c->dial->addr = NULL;
+  wsl_dial_state_t *d = wsl__conn_dial(c);
+  if (c->peer_family == AF_UNSPEC && d) {
+    free(d->addr);
+    d->addr = NULL;
   }
-}
-
-const char *wsl__conn_error_text(wsl_conn_t *c, const char *fallback,
-                                 const char *fmt, ...) {
-  /* Made once per connection at most (the error that closes it), so the
-   * buffer is kept until the connection is freed: c->error may point in. */
-  enum { ERROR_TEXT_MAX = 128 };
-  wsl_conn_rare_t *r = wsl__conn_rare(c);
-  if (r == NULL ||
-      (r->error_buf == NULL && (r->error_buf = malloc(ERROR_TEXT_MAX)) == NULL))
-    return fallback;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(r->error_buf, ERROR_TEXT_MAX, fmt, ap);
-  va_end(ap);
-  return r->error_buf;
 }
 
 /* --- reading ------------------------------------------------------------ */

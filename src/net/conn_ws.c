@@ -138,9 +138,16 @@ void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
             wsl_conn_remote_addr(c));
   wsl_frame_parser_limit(
       &c->frames, &((const shared_options_t *)shared)->limits[c->compress]);
-  c->state = WSL_CONN_OPEN;
   c->last_read_ms = uv_now(c->tcp.loop);
-  c->next_ping_ms = c->last_read_ms + c->ws->ping_interval_ms;
+  if (c->ws->ping_interval_ms) {
+    wsl_conn_extra_t *x = wsl__conn_extra(c);
+    if (x == NULL) {
+      wsl__conn_fail(c, 1011, "out of memory");
+      return;
+    }
+    x->next_ping_ms = c->last_read_ms + c->ws->ping_interval_ms;
+  }
+  c->state = WSL_CONN_OPEN;
   wsl__ws_arm_keepalive(c);
 }
 
@@ -301,11 +308,11 @@ int wsl_conn_close(wsl_conn_t *c, int code, const char *reason, size_t len) {
   return 0;
 }
 
-static void on_close_frame(wsl_conn_t *c) {
+static void on_close_frame(wsl_conn_t *c, const uint8_t *payload, size_t len) {
   int code;
   const uint8_t *reason;
   size_t reason_len;
-  int bad = wsl_close_parse(c->ctrl, c->ctrl_len, &code, &reason, &reason_len);
+  int bad = wsl_close_parse(payload, len, &code, &reason, &reason_len);
   if (bad) {
     wsl__conn_fail(c, bad,
                    bad == 1007 ? "close reason is not UTF-8"
@@ -324,22 +331,21 @@ static void on_close_frame(wsl_conn_t *c) {
   wsl__conn_end(c);
 }
 
-static void on_control_frame(wsl_conn_t *c, int opcode) {
+/* A control frame, its payload all in payload[0..len). */
+static void on_control_frame(wsl_conn_t *c, int opcode, const uint8_t *payload,
+                             size_t len) {
   sync_messages(c);
   switch (opcode) {
   case WSL_OP_PING:
     if (c->state == WSL_CONN_OPEN)
-      wsl__conn_write_frame(c, WSL_OP_PONG, 0, c->ctrl, c->ctrl_len);
+      wsl__conn_write_frame(c, WSL_OP_PONG, 0, payload, len);
     break;
   case WSL_OP_PONG:
     break; /* unsolicited pongs are allowed and ignored (§5.5.3) */
   case WSL_OP_CLOSE:
-    on_close_frame(c);
+    on_close_frame(c, payload, len);
     break;
   }
-  free(c->ctrl);
-  c->ctrl = NULL;
-  c->ctrl_len = 0;
 }
 
 void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last) {
@@ -358,8 +364,10 @@ void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last) {
 static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
                       size_t len) {
   if (h->opcode >= WSL_OP_CLOSE) {
-    memcpy(c->ctrl + c->ctrl_len, data, len);
-    c->ctrl_len += len;
+    /* A control frame over several reads: its buffer was made at its
+     * header (on_header). */
+    memcpy(c->extra->ctrl + c->extra->ctrl_len, data, len);
+    c->extra->ctrl_len += len;
     return 0;
   }
   if (c->msg_compressed)
@@ -382,7 +390,17 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
 
 static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
   if (h->opcode >= WSL_OP_CLOSE) {
-    on_control_frame(c, h->opcode);
+    /* The end of one that came over several reads. */
+    wsl_conn_extra_t *x = c->extra;
+    if (x == NULL || x->ctrl == NULL) {
+      on_control_frame(c, h->opcode, NULL, 0);
+      return 0;
+    }
+    on_control_frame(c, h->opcode, x->ctrl, x->ctrl_len);
+    free(x->ctrl);
+    x->ctrl = NULL;
+    x->ctrl_len = 0;
+    wsl__conn_extra_trim(c);
     return 0;
   }
   if (!h->fin)
@@ -408,12 +426,18 @@ void wsl__ws_end_message(wsl_conn_t *c) {
 /* Returns 0 to go on, -1 when the connection failed. */
 static int on_header(wsl_conn_t *c, const wsl_frame_header_t *h) {
   if (h->opcode >= WSL_OP_CLOSE) {
-    /* The frame parser has checked the length: 125 at most. */
-    c->ctrl_len = 0;
-    if (h->length && (c->ctrl = malloc((size_t)h->length)) == NULL) {
+    /* A control frame whose payload comes over several reads (a whole one
+     * does not come here): kept until its end. The frame parser has
+     * checked the length: 125 at most. */
+    if (h->length == 0)
+      return 0;
+    wsl_conn_extra_t *x = wsl__conn_extra(c);
+    if (x == NULL || (x->ctrl = malloc((size_t)h->length)) == NULL) {
+      wsl__conn_extra_trim(c);
       wsl__conn_fail(c, 1011, "out of memory");
       return -1;
     }
+    x->ctrl_len = 0;
   } else if (h->first) {
     c->msg_opcode = h->message_opcode;
     c->msg_compressed = h->compressed;
@@ -442,8 +466,12 @@ static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
         return;
       break;
     case WSL_FRAME_WHOLE: /* a frame in one piece: the three events in one */
-      if (ev.header.compressed && ev.header.first && ev.header.fin &&
-          ev.header.opcode < WSL_OP_CLOSE) {
+      if (ev.header.opcode >= WSL_OP_CLOSE) {
+        /* A control frame: answered from the read's bytes. */
+        on_control_frame(c, ev.header.opcode, ev.data, ev.len);
+        break;
+      }
+      if (ev.header.compressed && ev.header.first && ev.header.fin) {
         /* A compressed message in one frame: inflated at once. */
         if (on_header(c, &ev.header) != 0 ||
             wsl__compress_whole(c, ev.data, ev.len) != 0)
@@ -492,7 +520,8 @@ void wsl__ws_arm_keepalive(wsl_conn_t *c) {
         quiet >= ping_at ? (quiet >= idle ? 1 : idle - quiet) : ping_at - quiet;
   }
   if (c->ws->ping_interval_ms) {
-    uint64_t in = c->next_ping_ms > now ? c->next_ping_ms - now : 1;
+    uint64_t at = c->extra->next_ping_ms; /* made by wsl__ws_open */
+    uint64_t in = at > now ? at - now : 1;
     if (next == 0 || in < next)
       next = in;
   }
@@ -512,8 +541,8 @@ void wsl__ws_on_timer(wsl_conn_t *c) {
     c->ping_outstanding = 1;
     ping = 1;
   }
-  if (c->ws->ping_interval_ms && now >= c->next_ping_ms) {
-    c->next_ping_ms = now + c->ws->ping_interval_ms;
+  if (c->ws->ping_interval_ms && now >= c->extra->next_ping_ms) {
+    c->extra->next_ping_ms = now + c->ws->ping_interval_ms;
     ping = 1;
   }
   if (ping)
