@@ -360,16 +360,19 @@ void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last) {
     c->handler->on_data(c, c->msg_opcode, (const char *)data, len, first, last);
 }
 
-/* Returns 0 to go on, -1 when the connection failed. */
-static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
-                      size_t len) {
-  if (h->opcode >= WSL_OP_CLOSE) {
-    /* A control frame over several reads: its buffer was made at its
-     * header (on_header). */
-    memcpy(c->extra->ctrl + c->extra->ctrl_len, data, len);
-    c->extra->ctrl_len += len;
-    return 0;
+/* A data frame's header: the first of a message starts it. */
+static void on_data_header(wsl_conn_t *c, const wsl_frame_header_t *h) {
+  if (h->first) {
+    c->msg_opcode = h->message_opcode;
+    c->msg_compressed = h->compressed;
+    c->utf8 = WSL_UTF8_ACCEPT;
   }
+}
+
+/* A piece of a data frame's payload. Returns 0 to go on, -1 when the
+ * connection failed. */
+static int on_data_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
+                           uint8_t *data, size_t len) {
   if (c->msg_compressed)
     return wsl__compress_inflate(c, data, len, 0); /* ends at the frame end */
   /* The parser counts the frame's payload delivered so far, this piece
@@ -388,21 +391,8 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
   return 0;
 }
 
-static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
-  if (h->opcode >= WSL_OP_CLOSE) {
-    /* The end of one that came over several reads. */
-    wsl_conn_extra_t *x = c->extra;
-    if (x == NULL || x->ctrl == NULL) {
-      on_control_frame(c, h->opcode, NULL, 0);
-      return 0;
-    }
-    on_control_frame(c, h->opcode, x->ctrl, x->ctrl_len);
-    free(x->ctrl);
-    x->ctrl = NULL;
-    x->ctrl_len = 0;
-    wsl__conn_extra_trim(c);
-    return 0;
-  }
+/* A data frame's end. Returns 0 to go on, -1 when the connection failed. */
+static int on_data_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
   if (!h->fin)
     return 0;
   if (c->msg_compressed && wsl__compress_inflate(c, NULL, 0, 1) != 0)
@@ -423,26 +413,49 @@ void wsl__ws_end_message(wsl_conn_t *c) {
   c->msg_delivered = c->msg_done = 0;
 }
 
-/* Returns 0 to go on, -1 when the connection failed. */
+/* The events of a frame that comes over several reads (a whole one is
+ * parse_input's). A control frame's payload is kept until its end, in a
+ * buffer made at its header; the frame parser has checked its length (125
+ * at most). Each returns 0 to go on, -1 when the connection failed. */
 static int on_header(wsl_conn_t *c, const wsl_frame_header_t *h) {
-  if (h->opcode >= WSL_OP_CLOSE) {
-    /* A control frame whose payload comes over several reads (a whole one
-     * does not come here): kept until its end. The frame parser has
-     * checked the length: 125 at most. */
-    if (h->length == 0)
-      return 0;
-    wsl_conn_extra_t *x = wsl__conn_extra(c);
-    if (x == NULL || (x->ctrl = malloc((size_t)h->length)) == NULL) {
-      wsl__conn_extra_trim(c);
-      wsl__conn_fail(c, 1011, "out of memory");
-      return -1;
-    }
-    x->ctrl_len = 0;
-  } else if (h->first) {
-    c->msg_opcode = h->message_opcode;
-    c->msg_compressed = h->compressed;
-    c->utf8 = WSL_UTF8_ACCEPT;
+  if (h->opcode < WSL_OP_CLOSE) {
+    on_data_header(c, h);
+    return 0;
   }
+  if (h->length == 0)
+    return 0;
+  wsl_conn_extra_t *x = wsl__conn_extra(c);
+  if (x == NULL || (x->ctrl = malloc((size_t)h->length)) == NULL) {
+    wsl__conn_extra_trim(c);
+    wsl__conn_fail(c, 1011, "out of memory");
+    return -1;
+  }
+  x->ctrl_len = 0;
+  return 0;
+}
+
+static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
+                      size_t len) {
+  if (h->opcode < WSL_OP_CLOSE)
+    return on_data_payload(c, h, data, len);
+  memcpy(c->extra->ctrl + c->extra->ctrl_len, data, len);
+  c->extra->ctrl_len += len;
+  return 0;
+}
+
+static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
+  if (h->opcode < WSL_OP_CLOSE)
+    return on_data_end(c, h);
+  wsl_conn_extra_t *x = c->extra;
+  if (x == NULL || x->ctrl == NULL) { /* no payload */
+    on_control_frame(c, h->opcode, NULL, 0);
+    return 0;
+  }
+  on_control_frame(c, h->opcode, x->ctrl, x->ctrl_len);
+  free(x->ctrl);
+  x->ctrl = NULL;
+  x->ctrl_len = 0;
+  wsl__conn_extra_trim(c);
   return 0;
 }
 
@@ -471,17 +484,16 @@ static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
         on_control_frame(c, ev.header.opcode, ev.data, ev.len);
         break;
       }
+      on_data_header(c, &ev.header);
       if (ev.header.compressed && ev.header.first && ev.header.fin) {
         /* A compressed message in one frame: inflated at once. */
-        if (on_header(c, &ev.header) != 0 ||
-            wsl__compress_whole(c, ev.data, ev.len) != 0)
+        if (wsl__compress_whole(c, ev.data, ev.len) != 0)
           return;
         break;
       }
-      if (on_header(c, &ev.header) != 0 ||
-          (ev.len && on_payload(c, &ev.header, ev.data, ev.len) != 0) ||
+      if ((ev.len && on_data_payload(c, &ev.header, ev.data, ev.len) != 0) ||
           c->handles_closing || c->close_after_flush ||
-          on_frame_end(c, &ev.header) != 0)
+          on_data_end(c, &ev.header) != 0)
         return;
       break;
     case WSL_FRAME_PAYLOAD:
