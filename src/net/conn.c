@@ -73,6 +73,9 @@ uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
 }
 
 void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
+  /* Padding too: an owner may keep the struct as bytes (the Lua layer
+   * does). */
+  memset(out, 0, sizeof *out);
   out->bytes_in = c->stats.bytes_in;
   out->bytes_out = c->stats.bytes_out;
   out->messages_in = c->stats.messages_in;
