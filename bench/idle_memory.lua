@@ -29,7 +29,7 @@ local OFFER = "permessage-deflate; client_max_window_bits"
 
 local MODES = {
   { name = "no compression", path = "/plain" },
-  { name = "compression, defaults (shared deflater, released inflater)", path = "/shared",
+  { name = "compression, defaults (shared deflater and inflater)", path = "/shared",
     offer = OFFER, agreed = "permessage-deflate; server_no_context_takeover; "
       .. "client_no_context_takeover" },
   { name = "compression, dedicated (no_context_takeover both false)", path = "/dedicated",

@@ -436,6 +436,37 @@ describe("compressed messages", function()
     end)
   end)
 
+  it("inflates a frame that comes over several reads while others inflate whole ones", function()
+    -- Without context takeover a message in one read is inflated by the
+    -- thread's inflater; one that spans reads gets its own until its end.
+    serving(function(server)
+      local a = upgrade(server, "/ws", "permessage-deflate")
+      local b = upgrade(server, "/ws", "permessage-deflate")
+      local text = random_text(3000)
+      local frame = h.frame(OP_TEXT, deflate.compress(text), true, RSV1)
+      local cut = #frame // 2
+      a:write(frame:sub(1, cut))
+      wslua.sleep(0.05)
+      assert.same({ 0x81, "Hello" }, { echo(b, h.frame(OP_TEXT, HELLO, true, RSV1)) })
+      a:write(frame:sub(cut + 1))
+      local _, payload, _, b0 = read_frame(a)
+      assert.equal(0xC1, b0)
+      assert.equal(text, deflate.inflate(payload))
+      assert.same({ 0x81, "Hello" }, { echo(a, h.frame(OP_TEXT, HELLO, true, RSV1)) })
+      -- Bad data and a bomb over several reads: the same closes as whole.
+      frame = h.frame(OP_BINARY, HELLO:sub(1, 4), true, RSV1) -- ends inside a block
+      a:write(frame:sub(1, 8))
+      wslua.sleep(0.05)
+      a:write(frame:sub(9))
+      expect_close(a, 1007)
+      frame = h.frame(OP_BINARY, deflate.zeros(1 + 258 * 40643), true, RSV1)
+      b:write(frame:sub(1, 4000))
+      wslua.sleep(0.05)
+      b:write(frame:sub(4001))
+      expect_close(b, 1009)
+    end)
+  end)
+
   it("closes with 1002 on RSV1 where RFC 7692 §6.1 forbids it", function()
     serving(function(server)
       -- on a continuation frame

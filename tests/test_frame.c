@@ -152,11 +152,14 @@ static int feed(wsl_frame_parser_t *p, uint8_t *b, size_t len,
   return breach(t, "no NEED_MORE"), 1;
 }
 
-static void parser_setup(wsl_frame_parser_t *p, const cfg_t *c) {
+/* lim holds c's limits for as long as p is used. */
+static void parser_setup(wsl_frame_parser_t *p, const cfg_t *c,
+                         wsl_frame_limits_t *lim) {
   wsl_frame_parser_init(p, c->role);
   p->allowed_rsv = c->allowed_rsv;
-  p->max_frame = c->max_frame;
-  p->max_message = c->max_message;
+  lim->max_frame = c->max_frame;
+  lim->max_message = c->max_message;
+  wsl_frame_parser_limit(p, lim);
 }
 
 /* Feeds in[0..n) in the chunks that end at the given cut points (ascending),
@@ -164,8 +167,9 @@ static void parser_setup(wsl_frame_parser_t *p, const cfg_t *c) {
 static void drive(const cfg_t *c, const uint8_t *in, size_t n,
                   const size_t *cuts, size_t ncuts, transcript_t *t) {
   wsl_frame_parser_t p;
+  wsl_frame_limits_t lim;
   size_t start = 0;
-  parser_setup(&p, c);
+  parser_setup(&p, c, &lim);
   memset(t, 0, sizeof *t);
   for (size_t k = 0; k <= ncuts; k++) {
     size_t end = k < ncuts ? cuts[k] : n, len = end - start;
@@ -529,6 +533,18 @@ static const rule_t rules[] = {
     {B("\x02\x05"
        "abcde\x80\x06"),
      CLIENT(0, 6, 10), 1009, "message too big", 1},
+    /* Small masked frames to a server, which parse_small would take whole
+     * if the limits let every such frame pass. */
+    {B("\x82\x8B\0\0\0\0"
+       "0123456789a"),
+     SERVER(0, 10, 0), 1009, "frame too big", 0},
+    {B("\x82\x8A\0\0\0\0"
+       "0123456789"),
+     SERVER(0, 10, 0), 0, NULL, 1},
+    {B("\x81\x8B\0\0\0\0"
+       "0123456789a"),
+     SERVER(0, 0, 10), 1009, "message too big", 0},
+    {B("\x81\xFD\0\0\0\0"), SERVER(0, 125, 125), 0, NULL, 1},
 };
 
 static void check_rule(const rule_t *r, size_t index) {

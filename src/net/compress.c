@@ -5,8 +5,11 @@
  * Memory, in three modes: a compressor that keeps context between messages
  * is the connection's own (best ratio, ~270 KB once used); one that keeps
  * none is shared by every such connection of the thread with the same
- * settings (costs nothing per connection); an inflater for a peer that keeps
- * no context gives its zlib state back after each message ("released"). */
+ * settings (costs nothing per connection). An inflater for a peer that
+ * keeps no context is the thread's too for a message that came whole in
+ * one read; one that spans reads (or frames) gets an inflater of its own
+ * for as long as it lasts. An idle connection then holds no zlib memory
+ * and no inflater at all. */
 #include "net/conn_internal.h"
 
 #include <stdlib.h>
@@ -46,11 +49,42 @@ static wsl_deflater_t *shared_deflater(int level, int mem_level,
   return d;
 }
 
+/* One shared inflater per thread and window size (9..15, as zlib is given
+ * it), kept live between messages: zlib's state is reset after each one,
+ * not freed and made again. busy: one is inflating a message whose pieces
+ * go to an owner, who might make a message of another connection inflate
+ * before it returns; that one then gets an inflater of its own. */
+static _Thread_local wsl_inflater_t *shared_inflaters[16];
+static _Thread_local int shared_inflater_busy;
+
+/* The peer's window, which a connection's inflater needs. */
+static int peer_window_bits(const wsl_conn_t *c) {
+  const wsl_deflate_params_t *p = &c->ws->deflate_params;
+  int bits = c->role == WSL_ROLE_SERVER ? p->client_max_window_bits
+                                        : p->server_max_window_bits;
+  return bits < 9 ? 9 : bits; /* wsl_inflater_new inflates 8 with 9 */
+}
+
+/* The thread's inflater for c's peer's window, or NULL when it is busy or
+ * memory ran out. */
+static wsl_inflater_t *shared_inflater(const wsl_conn_t *c) {
+  if (shared_inflater_busy)
+    return NULL;
+  int bits = peer_window_bits(c);
+  if (shared_inflaters[bits] == NULL)
+    shared_inflaters[bits] = wsl_inflater_new(bits, 1);
+  return shared_inflaters[bits];
+}
+
 void wsl_conn_thread_exit(void) {
   wsl_cork_thread_exit();
   for (int i = 0; i < shared_count; i++)
     wsl_deflater_free(shared_deflaters[i].deflater);
   shared_count = 0;
+  for (int i = 0; i < 16; i++) {
+    wsl_inflater_free(shared_inflaters[i]);
+    shared_inflaters[i] = NULL;
+  }
 }
 
 int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
@@ -67,35 +101,80 @@ int wsl__compress_open(wsl_conn_t *c, const wsl_ws_options_t *o) {
       server ? p->client_max_window_bits : p->server_max_window_bits;
   int peer_reset =
       server ? p->client_no_context_takeover : p->server_no_context_takeover;
-  if (our_reset) {
-    c->deflater = shared_deflater(cfg->level, cfg->mem_level, our_bits);
-    c->deflater_shared = c->deflater != NULL;
-  }
-  if (c->deflater == NULL)
-    c->deflater =
-        wsl_deflater_new(cfg->level, cfg->mem_level, our_bits, our_reset);
-  c->inflater = wsl_inflater_new(peer_bits, peer_reset);
-  if (c->deflater == NULL || c->inflater == NULL) {
-    wsl__compress_free(c);
-    return -1;
+  /* The thread's deflater is found again by its settings at each message:
+   * the connection keeps no pointer to it. */
+  if (our_reset)
+    c->deflater_shared =
+        shared_deflater(cfg->level, cfg->mem_level, our_bits) != NULL;
+  /* A peer that keeps no context needs no inflater between messages
+   * (wsl__compress_whole, wsl__compress_inflate). */
+  c->inflate_no_context = peer_reset != 0;
+  if (!c->deflater_shared || !peer_reset) {
+    /* A compressor of its own, in the extra part. */
+    wsl_conn_extra_t *x = wsl__conn_extra(c);
+    if (x && !c->deflater_shared)
+      x->deflater =
+          wsl_deflater_new(cfg->level, cfg->mem_level, our_bits, our_reset);
+    if (x && !peer_reset)
+      x->inflater = wsl_inflater_new(peer_bits, 0);
+    if (x == NULL || (!c->deflater_shared && x->deflater == NULL) ||
+        (!peer_reset && x->inflater == NULL)) {
+      wsl__compress_free(c);
+      return -1;
+    }
   }
   c->compress = 1;
   c->frames.allowed_rsv = WSL_RSV1;
-  /* The limits are on the inflated message (checked while inflating); the
-   * compressed bytes of an incompressible message are slightly more than
-   * the message itself (stored blocks), so the raw limits get room. */
-  c->frames.max_frame += c->frames.max_frame / 16 + 1024;
-  c->frames.max_message += c->frames.max_message / 16 + 1024;
   return 0;
 }
 
+void wsl__compress_frame_limits(wsl_frame_limits_t *l) {
+  /* The limits are on the inflated message (checked while inflating); the
+   * compressed bytes of an incompressible message are slightly more than
+   * the message itself (stored blocks), so the raw limits get room. */
+  l->max_frame += l->max_frame / 16 + 1024;
+  l->max_message += l->max_message / 16 + 1024;
+}
+
 void wsl__compress_free(wsl_conn_t *c) {
-  if (!c->deflater_shared)
-    wsl_deflater_free(c->deflater);
-  wsl_inflater_free(c->inflater);
-  c->deflater = NULL;
-  c->inflater = NULL;
+  wsl_conn_extra_t *x = c->extra;
+  if (x) {
+    wsl_deflater_free(x->deflater);
+    wsl_inflater_free(x->inflater);
+    x->deflater = NULL;
+    x->inflater = NULL;
+    wsl__conn_extra_trim(c);
+  }
   c->compress = 0;
+  c->deflater_shared = 0;
+}
+
+/* Our deflater's window, by role. */
+static int our_window_bits(const wsl_conn_t *c) {
+  const wsl_deflate_params_t *p = &c->ws->deflate_params;
+  return c->role == WSL_ROLE_SERVER ? p->server_max_window_bits
+                                    : p->client_max_window_bits;
+}
+
+/* The deflater of a compressing connection: the thread's (made at its
+ * open, so found), or its own; NULL only if memory ran out. */
+static wsl_deflater_t *deflater_of(const wsl_conn_t *c) {
+  if (!c->deflater_shared)
+    return c->extra ? c->extra->deflater : NULL;
+  const wsl_deflate_config_t *cfg = &c->ws->deflate_config;
+  return shared_deflater(cfg->level, cfg->mem_level, our_window_bits(c));
+}
+
+/* The inflater of a no-context connection's message that the thread's
+ * cannot take; NULL when memory ran out. */
+static wsl_inflater_t *own_inflater(wsl_conn_t *c) {
+  wsl_conn_extra_t *x = wsl__conn_extra(c);
+  if (x == NULL)
+    return NULL;
+  x->inflater = wsl_inflater_new(peer_window_bits(c), 1);
+  if (x->inflater == NULL)
+    wsl__conn_extra_trim(c);
+  return x->inflater;
 }
 
 static int on_inflated(void *ud, const uint8_t *data, size_t len) {
@@ -109,6 +188,16 @@ static int on_inflated(void *ud, const uint8_t *data, size_t len) {
   }
   wsl__ws_deliver(c, data, len, 0);
   return c->handles_closing || c->close_after_flush ? 1 : 0;
+}
+
+/* A no-context connection's own inflater goes at the end of the message
+ * that needed it; a kept context stays. */
+static void drop_inflater(wsl_conn_t *c) {
+  if (c->inflate_no_context && c->extra) {
+    wsl_inflater_free(c->extra->inflater);
+    c->extra->inflater = NULL;
+    wsl__conn_extra_trim(c);
+  }
 }
 
 /* Fails the connection for what the inflater reported (not 0); returns
@@ -153,15 +242,30 @@ static int on_whole_inflated(void *ud, const uint8_t *data, size_t len) {
 }
 
 int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
+  /* The connection's own when it keeps a context, else the thread's. */
+  wsl_inflater_t *inf = c->extra ? c->extra->inflater : NULL;
+  int shared = 0;
+  if (inf == NULL) {
+    inf = shared_inflater(c);
+    shared = inf != NULL;
+    if (inf == NULL && (inf = own_inflater(c)) == NULL)
+      return inflate_failed(c, WSL_DEFLATE_NO_MEMORY);
+  }
+  if (shared)
+    shared_inflater_busy = 1;
   whole.c = c;
   whole.len = 0;
-  int r = wsl_inflater_feed(c->inflater, data, len, 1, c->ws->max_message,
+  int r = wsl_inflater_feed(inf, data, len, 1, c->ws->max_message,
                             on_whole_inflated, c);
   int collected = whole.c == c;
   whole.c = NULL;
+  /* The feed reset the stream, whatever its outcome. */
+  if (shared)
+    shared_inflater_busy = 0;
+  else
+    drop_inflater(c);
   if (r != 0)
     return inflate_failed(c, r);
-  wsl_inflater_release(c->inflater);
   if (collected) {
     if (c->msg_opcode == WSL_OP_TEXT &&
         wsl_utf8_feed(WSL_UTF8_ACCEPT, whole.buf, whole.len) !=
@@ -184,23 +288,34 @@ int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len) {
 
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin) {
-  int r = wsl_inflater_feed(c->inflater, data, len, fin, c->ws->max_message,
+  wsl_inflater_t *inf = c->extra ? c->extra->inflater : NULL;
+  if (inf == NULL) {
+    /* No context kept, and nothing of this message inflated yet: an empty
+     * message needs no inflater; a message with bytes gets one of its own
+     * until its end, since its pieces come over several reads. */
+    if (len == 0)
+      return 0;
+    if ((inf = own_inflater(c)) == NULL)
+      return inflate_failed(c, WSL_DEFLATE_NO_MEMORY);
+  }
+  /* The inflater stays while the owner gets the pieces: the extra part
+   * is trimmed only of what is no longer in use. */
+  int r = wsl_inflater_feed(inf, data, len, fin, c->ws->max_message,
                             on_inflated, c);
-  if (r != 0)
-    return inflate_failed(c, r);
-  if (fin)
-    wsl_inflater_release(c->inflater);
-  return 0;
+  if (r != 0 || fin)
+    drop_inflater(c);
+  return r != 0 ? inflate_failed(c, r) : 0;
 }
 
 int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,
                           wsl_buf_t *out) {
   if (!c->compress || len < c->ws->deflate_config.threshold)
     return 0;
-  if (wsl_deflater_compress(c->deflater, data, len, out) != 0)
+  wsl_deflater_t *d = deflater_of(c);
+  if (d == NULL || wsl_deflater_compress(d, data, len, out) != 0)
     return -1;
   if (!c->deflater_shared)
-    wsl_deflater_release(c->deflater);
+    wsl_deflater_release(d);
   return 1;
 }
 

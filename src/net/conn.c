@@ -4,7 +4,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,25 +15,6 @@
 /* One read takes a 64 KiB frame and its header whole: fewer reads and fewer
  * pieces handed to the owner. The buffer is per thread (on_alloc). */
 #define READ_BUFFER_SIZE (256 * 1024)
-
-void wsl_ws_options_default(wsl_ws_options_t *o) {
-  o->max_message = 1 << 20;
-  o->max_frame = 0;
-  o->idle_timeout_ms = 120000;
-  o->close_timeout_ms = 3000;
-  o->max_backpressure = 1 << 20;
-  o->backpressure_drop = 0;
-  o->low_water = 0;
-  o->ping_interval_ms = 0;
-  /* Compression, when asked for, keeps no context between messages by
-   * default: a connection then costs almost nothing while idle. */
-  o->deflate = 0;
-  wsl_deflate_config_default(&o->deflate_config);
-  o->deflate_config.server_no_context_takeover = 1;
-  o->deflate_config.client_no_context_takeover = 1;
-  o->deflate_config.threshold = 32;
-  memset(&o->deflate_params, 0, sizeof o->deflate_params);
-}
 
 wsl_conn_state_t wsl_conn_state(const wsl_conn_t *c) {
   return c->state;
@@ -49,23 +29,23 @@ void wsl_conn_set_data(wsl_conn_t *c, void *data) {
 }
 
 const char *wsl_conn_remote_addr(const wsl_conn_t *c) {
-  /* Formatted on demand: 28 bytes of address per connection instead of a
+  /* Formatted on demand: 19 bytes of address per connection instead of a
    * string, and it is asked for only in logs and by tostring. */
   static _Thread_local char out[INET6_ADDRSTRLEN + 8];
   char ip[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  switch (c->peer.sa.sa_family) {
+  int port = ntohs(c->peer_port);
+  switch (c->peer_family) {
   case AF_INET6:
-    uv_ip6_name(&c->peer.in6, ip, sizeof ip);
-    snprintf(out, sizeof out, "[%s]:%d", ip, ntohs(c->peer.in6.sin6_port));
+    uv_inet_ntop(AF_INET6, c->peer_addr, ip, sizeof ip);
+    snprintf(out, sizeof out, "[%s]:%d", ip, port);
     return out;
   case AF_INET:
-    uv_ip4_name(&c->peer.in, ip, sizeof ip);
-    port = ntohs(c->peer.in.sin_port);
+    uv_inet_ntop(AF_INET, c->peer_addr, ip, sizeof ip);
     break;
   default:
-    if (c->dial && c->dial->addr)
-      return c->dial->addr;
+    if (wsl__conn_dial(c) && c->extra->dial->addr)
+      return c->extra->dial->addr;
+    port = 0;
   }
   snprintf(out, sizeof out, "%s:%d", ip, port);
   return out;
@@ -92,14 +72,15 @@ uint64_t wsl_conn_dropped(const wsl_conn_t *c) {
   return c->rare ? c->rare->dropped : 0;
 }
 
-wsl_conn_rare_t *wsl__conn_rare(wsl_conn_t *c) {
-  if (c->rare == NULL)
-    c->rare = calloc(1, sizeof *c->rare);
-  return c->rare;
-}
-
 void wsl_conn_stats(const wsl_conn_t *c, wsl_conn_stats_t *out) {
-  *out = c->stats;
+  /* Padding too: an owner may keep the struct as bytes (the Lua layer
+   * does). */
+  memset(out, 0, sizeof *out);
+  out->bytes_in = c->stats.bytes_in;
+  out->bytes_out = c->stats.bytes_out;
+  out->messages_in = c->stats.messages_in;
+  out->messages_out = c->stats.messages_out;
+  out->closer = (wsl_closer_t)c->closer;
 }
 
 /* The buffers of one write: the cork's pieces, then up to 3 more; shared[i]
@@ -197,19 +178,10 @@ void wsl__conn_unref(wsl_conn_t *c) {
   wsl_timers_detach(c->tcp.loop);
   wsl_tls_free(c->tls);
   wsl__compress_free(c);
-  if (c->rare) {
-    if (c->rare->pending) {
-      wsl_buf_free(c->rare->pending);
-      free(c->rare->pending);
-    }
-    free(c->rare->close_reason);
-    free(c->rare->error_buf);
-    free(c->rare);
-  }
   wsl_cork_free(&c->cork);
   wsl__ws_options_release(c);
   wsl__dial_free(c);
-  free(c->ctrl);
+  wsl__conn_parts_free(c);
   free(c);
 }
 
@@ -363,35 +335,28 @@ static void on_timer(wsl_timer_t *t) {
 void wsl__conn_fill_remote_addr(wsl_conn_t *c) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  memset(&c->peer, 0, sizeof c->peer);
+  c->peer_family = AF_UNSPEC;
+  c->peer_port = 0;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET6)
-      memcpy(&c->peer.in6, &ss, sizeof c->peer.in6);
-    else if (ss.ss_family == AF_INET)
-      memcpy(&c->peer.in, &ss, sizeof c->peer.in);
+    if (ss.ss_family == AF_INET6) {
+      const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+      memcpy(c->peer_addr, &a->sin6_addr, 16);
+      c->peer_port = a->sin6_port;
+      c->peer_family = AF_INET6;
+    } else if (ss.ss_family == AF_INET) {
+      const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+      memcpy(c->peer_addr, &a->sin_addr, 4);
+      c->peer_port = a->sin_port;
+      c->peer_family = AF_INET;
+    }
   }
   /* Unknown, and no longer "host:port" as dialled: "?:0", as a failed
    * lookup always read. */
-  if (c->peer.sa.sa_family == AF_UNSPEC && c->dial) {
-    free(c->dial->addr);
-    c->dial->addr = NULL;
+  wsl_dial_state_t *d = wsl__conn_dial(c);
+  if (c->peer_family == AF_UNSPEC && d) {
+    free(d->addr);
+    d->addr = NULL;
   }
-}
-
-const char *wsl__conn_error_text(wsl_conn_t *c, const char *fallback,
-                                 const char *fmt, ...) {
-  /* Made once per connection at most (the error that closes it), so the
-   * buffer is kept until the connection is freed: c->error may point in. */
-  enum { ERROR_TEXT_MAX = 128 };
-  wsl_conn_rare_t *r = wsl__conn_rare(c);
-  if (r == NULL ||
-      (r->error_buf == NULL && (r->error_buf = malloc(ERROR_TEXT_MAX)) == NULL))
-    return fallback;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(r->error_buf, ERROR_TEXT_MAX, fmt, ap);
-  va_end(ap);
-  return r->error_buf;
 }
 
 /* --- reading ------------------------------------------------------------ */

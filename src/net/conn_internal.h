@@ -1,6 +1,6 @@
 /* The inside of a connection, shared by conn.c (lifecycle, reading, writing,
- * timers), conn_ws.c (the WebSocket session), server.c and connect.c. Not for
- * the Lua layer. */
+ * timers), conn_parts.c (the parts made when needed), conn_ws.c (the
+ * WebSocket session), server.c and connect.c. Not for the Lua layer. */
 #ifndef WSL_CONN_INTERNAL_H
 #define WSL_CONN_INTERNAL_H
 
@@ -12,9 +12,9 @@
 #include "proto/frame.h"
 
 /* Client role: what the opening handshake needs (connect.c). Allocated by
- * wsl_connect, freed once the handshake is done: an open connection carries
- * none of it. After a failed dial it stays until the connection is freed
- * (addr names the peer in logs). */
+ * wsl_connect (in the extra part), freed once the handshake is done: an
+ * open connection carries none of it. After a failed dial it stays until
+ * the connection is freed (addr names the peer in logs). */
 typedef struct wsl_dial_state {
   char *request; /* the handshake request bytes, until written */
   size_t request_len;
@@ -26,9 +26,11 @@ typedef struct wsl_dial_state {
   wsl_ws_options_t ws; /* the options, settled by the server's answer */
 } wsl_dial_state_t;
 
-/* What few connections use, allocated the first time one needs it
- * (wsl__conn_rare) and freed with it: 10,000 idle connections do not each
- * carry its 48 bytes (issue 6). */
+/* What the owner's calls and the connection's end need, allocated the
+ * first time one needs it (wsl__conn_rare) and freed with the connection:
+ * 10,000 idle connections do not each carry its 48 bytes (issue 6). Kept
+ * small: in a pub/sub server every connection has topics, so every one has
+ * this part. */
 typedef struct wsl_conn_rare {
   /* Bytes read but not yet parsed (while the owner answers a request),
    * NULL when none wait. */
@@ -38,6 +40,33 @@ typedef struct wsl_conn_rare {
   char *close_reason; /* allocated once a reason is known, else NULL */
   char *error_buf;    /* an error message made at run time, or NULL */
 } wsl_conn_rare_t;
+
+/* What some protocol features need: allocated the first time one does
+ * (wsl__conn_extra), freed once none does (wsl__conn_extra_trim) or with
+ * the connection. A server's connection with the default options never
+ * has it; one with ping_interval, a compressor of its own, or the client
+ * role (until the handshake is done) does. Each field is 0 or NULL when
+ * not in use. */
+typedef struct wsl_conn_extra {
+  wsl_dial_state_t *dial;   /* client role, until the handshake is done */
+  uint64_t next_ping_ms;    /* uv_now of the next ping_interval ping */
+  wsl_deflater_t *deflater; /* our own, not the thread's (compress.c) */
+  /* Our own (compress.c): for the connection's life when the peer keeps
+   * context, else only while a message spans reads. */
+  wsl_inflater_t *inflater;
+  /* The payload of a control frame (at most 125 bytes) that comes over
+   * several reads, from its header to its end; one that comes whole is
+   * answered from the read's bytes. */
+  uint8_t *ctrl;
+  uint8_t ctrl_len; /* bytes of ctrl so far */
+} wsl_conn_extra_t;
+
+/* The counts of wsl_conn_stats_t. Who closed is a byte of the connection's
+ * small fields (closer), not an enum padded to 8 bytes here. */
+typedef struct {
+  uint64_t bytes_in, bytes_out;
+  uint64_t messages_in, messages_out;
+} wsl_conn_counts_t;
 
 struct wsl_conn {
   uv_tcp_t tcp;
@@ -50,21 +79,22 @@ struct wsl_conn {
   struct wsl_conn *prev, *next;    /* the listener's (or dialer's) list */
   struct wsl_conn_list *list;
   wsl_tls_t *tls; /* NULL for plain TCP */
-  /* The peer's address, formatted only when asked (wsl_conn_remote_addr);
-   * family AF_UNSPEC until known. */
-  union {
-    struct sockaddr sa;
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-  } peer;
+  /* The peer's address, formatted only when asked (wsl_conn_remote_addr):
+   * the address alone, not a struct sockaddr (28 bytes for IPv6). */
+  uint8_t peer_addr[16]; /* 4 bytes for AF_INET, 16 for AF_INET6 */
+  uint16_t peer_port;    /* network byte order */
+  uint8_t peer_family;   /* AF_INET, AF_INET6, or AF_UNSPEC until known */
   /* Small fields together: an idle connection is mostly this struct, and
    * 10,000 of them should cost little (issue 6). */
-  uint8_t state;       /* wsl_conn_state_t */
-  uint8_t role;        /* wsl_role_t */
-  uint8_t msg_opcode;  /* opcode of the message in progress, or 0 */
-  uint8_t ctrl_len;    /* bytes of ctrl so far */
-  uint16_t close_code; /* the session's close code for on_close */
+  uint8_t state;      /* wsl_conn_state_t */
+  uint8_t role;       /* wsl_role_t */
+  uint8_t msg_opcode; /* opcode of the message in progress, or 0 */
   uint8_t close_reason_len;
+  uint8_t closer; /* wsl_closer_t, for wsl_conn_stats */
+  /* Validation state of the current text message: wsl_utf8_feed's states
+   * are all below 256. */
+  uint8_t utf8;
+  uint16_t close_code;            /* the session's close code for on_close */
   unsigned processing : 1;        /* inside process_input: do not re-enter */
   unsigned handles_closing : 1;   /* uv_close was called */
   unsigned reading : 1;           /* uv_read_start is in effect */
@@ -78,13 +108,17 @@ struct wsl_conn {
   unsigned above_low_water : 1;  /* the send queue passed ws->low_water:
                                     on_drain when it falls back */
   unsigned close_sent : 1, close_received : 1;
-  unsigned compress : 1;        /* permessage-deflate negotiated */
-  unsigned deflater_shared : 1; /* deflater is the thread's (compress.c) */
-  int refs;                     /* tcp, pending requests: free at 0 */
-  uint32_t utf8;       /* validation state of the current text message */
+  unsigned compress : 1; /* permessage-deflate negotiated */
+  /* Our deflater is the thread's, found by its settings (compress.c). */
+  unsigned deflater_shared : 1;
+  /* The peer keeps no context: we inflate with the thread's inflater, or
+   * our own only while a message spans reads (compress.c). */
+  unsigned inflate_no_context : 1;
+  int refs;            /* tcp, pending requests: free at 0 */
   unsigned flush_slot; /* 1 + its index on the flush list; 0: not listed */
 
-  wsl_conn_rare_t *rare; /* NULL until one of its fields is needed */
+  wsl_conn_rare_t *rare;   /* NULL until one of its fields is needed */
+  wsl_conn_extra_t *extra; /* likewise */
   /* Output batching (conn.c, cork.c, flush.c): small writes wait in the
    * cork (plaintext on TLS, encrypted once when it leaves) and leave in
    * one system call per loop turn, from the thread's flush list. */
@@ -100,20 +134,9 @@ struct wsl_conn {
    * for the connection's life (a reload does not change them). */
   const wsl_ws_options_t *ws;
   wsl_frame_parser_t frames;
-  /* The payload of the control frame in progress (at most 125 bytes),
-   * allocated at its header when it has one, freed at its end. */
-  uint8_t *ctrl;
-  uint64_t last_read_ms;  /* uv_now when the peer last sent something */
-  uint64_t next_ping_ms;  /* uv_now of the next ping_interval ping */
-  wsl_conn_stats_t stats; /* bytes and messages each way, who closed */
-  const char *error;      /* what went wrong, for on_close */
-
-  /* permessage-deflate, when negotiated (compress.c) */
-  wsl_deflater_t *deflater; /* our own, or the thread's shared one */
-  wsl_inflater_t *inflater;
-
-  /* client role, until the handshake is done */
-  wsl_dial_state_t *dial;
+  uint64_t last_read_ms;   /* uv_now when the peer last sent something */
+  wsl_conn_counts_t stats; /* bytes and messages each way */
+  const char *error;       /* what went wrong, for on_close */
 };
 
 typedef struct wsl_conn_list {
@@ -139,8 +162,17 @@ wsl_conn_t *wsl__conn_new(uv_loop_t *loop, wsl_role_t role,
                           const wsl_conn_handler_t *handler,
                           wsl_conn_list_t *list);
 void wsl__conn_unref(wsl_conn_t *c);
-/* c's rare part, made now if it has none; NULL when out of memory. */
+/* conn_parts.c: c's rare and extra parts, made now if it has none; NULL
+ * when out of memory. */
 wsl_conn_rare_t *wsl__conn_rare(wsl_conn_t *c);
+wsl_conn_extra_t *wsl__conn_extra(wsl_conn_t *c);
+/* Frees c's extra part if none of its fields is in use. */
+void wsl__conn_extra_trim(wsl_conn_t *c);
+/* Frees both parts and what they hold but the dial state and the
+ * compressors (wsl__dial_free, wsl__compress_free go first). */
+void wsl__conn_parts_free(wsl_conn_t *c);
+/* The dial state of a client-role connection, or NULL. */
+wsl_dial_state_t *wsl__conn_dial(const wsl_conn_t *c);
 void wsl__conn_start_reading(wsl_conn_t *c);
 void wsl__conn_arm_timer(wsl_conn_t *c, uint64_t ms);
 int wsl__conn_write_frame(wsl_conn_t *c, int opcode, int rsv, const void *data,
@@ -223,6 +255,9 @@ void wsl__compress_free(wsl_conn_t *c);
 int wsl__compress_whole(wsl_conn_t *c, const uint8_t *data, size_t len);
 int wsl__compress_inflate(wsl_conn_t *c, const uint8_t *data, size_t len,
                           int fin);
+/* Gives the frame parser's limits (the connection's options') the room
+ * that compressed bytes may need over the inflated ones. */
+void wsl__compress_frame_limits(wsl_frame_limits_t *l);
 /* 1 with the compressed payload appended to out, 0 when the message goes
  * as it is (no compression, or under the threshold), -1 out of memory. */
 int wsl__compress_message(wsl_conn_t *c, const void *data, size_t len,

@@ -12,6 +12,25 @@
 
 /* --- options ------------------------------------------------------------ */
 
+void wsl_ws_options_default(wsl_ws_options_t *o) {
+  o->max_message = 1 << 20;
+  o->max_frame = 0;
+  o->idle_timeout_ms = 120000;
+  o->close_timeout_ms = 3000;
+  o->max_backpressure = 1 << 20;
+  o->backpressure_drop = 0;
+  o->low_water = 0;
+  o->ping_interval_ms = 0;
+  /* Compression, when asked for, keeps no context between messages by
+   * default: a connection then costs almost nothing while idle. */
+  o->deflate = 0;
+  wsl_deflate_config_default(&o->deflate_config);
+  o->deflate_config.server_no_context_takeover = 1;
+  o->deflate_config.client_no_context_takeover = 1;
+  o->deflate_config.threshold = 32;
+  memset(&o->deflate_params, 0, sizeof o->deflate_params);
+}
+
 static uv_once_t defaults_once = UV_ONCE_INIT;
 static wsl_ws_options_t defaults;
 
@@ -30,6 +49,9 @@ const wsl_ws_options_t *wsl__ws_options_default(void) {
  * connections are opened and freed on its own loop: no lock. */
 typedef struct shared_options {
   wsl_ws_options_t o; /* first: a connection's c->ws points here */
+  /* What the frame parsers of these connections check, without and with
+   * compression (the limits are on the raw frames). */
+  wsl_frame_limits_t limits[2];
   size_t refs;
   struct shared_options *next;
 } shared_options_t;
@@ -72,6 +94,10 @@ static const wsl_ws_options_t *share_options(const wsl_ws_options_t *in) {
   if (s == NULL)
     return NULL;
   s->o = key;
+  s->limits[0].max_message = key.max_message;
+  s->limits[0].max_frame = key.max_frame ? key.max_frame : key.max_message;
+  s->limits[1] = s->limits[0];
+  wsl__compress_frame_limits(&s->limits[1]);
   s->refs = 1;
   s->next = shared_options;
   shared_options = s;
@@ -107,15 +133,21 @@ void wsl__ws_open(wsl_conn_t *c, const wsl_ws_options_t *options) {
   c->ws = shared;
   c->ws_shared = 1;
   wsl_frame_parser_init(&c->frames, c->role);
-  c->frames.max_message = c->ws->max_message;
-  c->frames.max_frame =
-      c->ws->max_frame ? c->ws->max_frame : c->ws->max_message;
   if (wsl__compress_open(c, c->ws) != 0)
     wsl_log(WSL_LOG_WARN, "%s: no memory for compression, closing",
             wsl_conn_remote_addr(c));
-  c->state = WSL_CONN_OPEN;
+  wsl_frame_parser_limit(
+      &c->frames, &((const shared_options_t *)shared)->limits[c->compress]);
   c->last_read_ms = uv_now(c->tcp.loop);
-  c->next_ping_ms = c->last_read_ms + c->ws->ping_interval_ms;
+  if (c->ws->ping_interval_ms) {
+    wsl_conn_extra_t *x = wsl__conn_extra(c);
+    if (x == NULL) {
+      wsl__conn_fail(c, 1011, "out of memory");
+      return;
+    }
+    x->next_ping_ms = c->last_read_ms + c->ws->ping_interval_ms;
+  }
+  c->state = WSL_CONN_OPEN;
   wsl__ws_arm_keepalive(c);
 }
 
@@ -124,7 +156,7 @@ static void send_close_frame(wsl_conn_t *c, int code, const char *reason,
   uint8_t payload[125];
   size_t n = wsl_close_encode(payload, code, reason, len);
   if (!c->close_received && !c->close_sent)
-    c->stats.closer = WSL_CLOSER_LOCAL;
+    c->closer = WSL_CLOSER_LOCAL;
   c->close_sent = 1;
   wsl__conn_write_frame(c, WSL_OP_CLOSE, 0, payload, n);
 }
@@ -276,11 +308,11 @@ int wsl_conn_close(wsl_conn_t *c, int code, const char *reason, size_t len) {
   return 0;
 }
 
-static void on_close_frame(wsl_conn_t *c) {
+static void on_close_frame(wsl_conn_t *c, const uint8_t *payload, size_t len) {
   int code;
   const uint8_t *reason;
   size_t reason_len;
-  int bad = wsl_close_parse(c->ctrl, c->ctrl_len, &code, &reason, &reason_len);
+  int bad = wsl_close_parse(payload, len, &code, &reason, &reason_len);
   if (bad) {
     wsl__conn_fail(c, bad,
                    bad == 1007 ? "close reason is not UTF-8"
@@ -289,7 +321,7 @@ static void on_close_frame(wsl_conn_t *c) {
   }
   c->close_received = 1;
   if (!c->close_sent) {
-    c->stats.closer = WSL_CLOSER_PEER;
+    c->closer = WSL_CLOSER_PEER;
     /* Echo the peer's code (§5.5.1); 1005 means an empty close payload. */
     remember_close(c, code, (const char *)reason, reason_len);
     send_close_frame(c, code, NULL, 0);
@@ -299,22 +331,21 @@ static void on_close_frame(wsl_conn_t *c) {
   wsl__conn_end(c);
 }
 
-static void on_control_frame(wsl_conn_t *c, int opcode) {
+/* A control frame, its payload all in payload[0..len). */
+static void on_control_frame(wsl_conn_t *c, int opcode, const uint8_t *payload,
+                             size_t len) {
   sync_messages(c);
   switch (opcode) {
   case WSL_OP_PING:
     if (c->state == WSL_CONN_OPEN)
-      wsl__conn_write_frame(c, WSL_OP_PONG, 0, c->ctrl, c->ctrl_len);
+      wsl__conn_write_frame(c, WSL_OP_PONG, 0, payload, len);
     break;
   case WSL_OP_PONG:
     break; /* unsolicited pongs are allowed and ignored (§5.5.3) */
   case WSL_OP_CLOSE:
-    on_close_frame(c);
+    on_close_frame(c, payload, len);
     break;
   }
-  free(c->ctrl);
-  c->ctrl = NULL;
-  c->ctrl_len = 0;
 }
 
 void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last) {
@@ -329,14 +360,19 @@ void wsl__ws_deliver(wsl_conn_t *c, const uint8_t *data, size_t len, int last) {
     c->handler->on_data(c, c->msg_opcode, (const char *)data, len, first, last);
 }
 
-/* Returns 0 to go on, -1 when the connection failed. */
-static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
-                      size_t len) {
-  if (h->opcode >= WSL_OP_CLOSE) {
-    memcpy(c->ctrl + c->ctrl_len, data, len);
-    c->ctrl_len += len;
-    return 0;
+/* A data frame's header: the first of a message starts it. */
+static void on_data_header(wsl_conn_t *c, const wsl_frame_header_t *h) {
+  if (h->first) {
+    c->msg_opcode = h->message_opcode;
+    c->msg_compressed = h->compressed;
+    c->utf8 = WSL_UTF8_ACCEPT;
   }
+}
+
+/* A piece of a data frame's payload. Returns 0 to go on, -1 when the
+ * connection failed. */
+static int on_data_payload(wsl_conn_t *c, const wsl_frame_header_t *h,
+                           uint8_t *data, size_t len) {
   if (c->msg_compressed)
     return wsl__compress_inflate(c, data, len, 0); /* ends at the frame end */
   /* The parser counts the frame's payload delivered so far, this piece
@@ -355,11 +391,8 @@ static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
   return 0;
 }
 
-static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
-  if (h->opcode >= WSL_OP_CLOSE) {
-    on_control_frame(c, h->opcode);
-    return 0;
-  }
+/* A data frame's end. Returns 0 to go on, -1 when the connection failed. */
+static int on_data_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
   if (!h->fin)
     return 0;
   if (c->msg_compressed && wsl__compress_inflate(c, NULL, 0, 1) != 0)
@@ -380,20 +413,49 @@ void wsl__ws_end_message(wsl_conn_t *c) {
   c->msg_delivered = c->msg_done = 0;
 }
 
-/* Returns 0 to go on, -1 when the connection failed. */
+/* The events of a frame that comes over several reads (a whole one is
+ * parse_input's). A control frame's payload is kept until its end, in a
+ * buffer made at its header; the frame parser has checked its length (125
+ * at most). Each returns 0 to go on, -1 when the connection failed. */
 static int on_header(wsl_conn_t *c, const wsl_frame_header_t *h) {
-  if (h->opcode >= WSL_OP_CLOSE) {
-    /* The frame parser has checked the length: 125 at most. */
-    c->ctrl_len = 0;
-    if (h->length && (c->ctrl = malloc((size_t)h->length)) == NULL) {
-      wsl__conn_fail(c, 1011, "out of memory");
-      return -1;
-    }
-  } else if (h->first) {
-    c->msg_opcode = h->message_opcode;
-    c->msg_compressed = h->compressed;
-    c->utf8 = WSL_UTF8_ACCEPT;
+  if (h->opcode < WSL_OP_CLOSE) {
+    on_data_header(c, h);
+    return 0;
   }
+  if (h->length == 0)
+    return 0;
+  wsl_conn_extra_t *x = wsl__conn_extra(c);
+  if (x == NULL || (x->ctrl = malloc((size_t)h->length)) == NULL) {
+    wsl__conn_extra_trim(c);
+    wsl__conn_fail(c, 1011, "out of memory");
+    return -1;
+  }
+  x->ctrl_len = 0;
+  return 0;
+}
+
+static int on_payload(wsl_conn_t *c, const wsl_frame_header_t *h, uint8_t *data,
+                      size_t len) {
+  if (h->opcode < WSL_OP_CLOSE)
+    return on_data_payload(c, h, data, len);
+  memcpy(c->extra->ctrl + c->extra->ctrl_len, data, len);
+  c->extra->ctrl_len += len;
+  return 0;
+}
+
+static int on_frame_end(wsl_conn_t *c, const wsl_frame_header_t *h) {
+  if (h->opcode < WSL_OP_CLOSE)
+    return on_data_end(c, h);
+  wsl_conn_extra_t *x = c->extra;
+  if (x == NULL || x->ctrl == NULL) { /* no payload */
+    on_control_frame(c, h->opcode, NULL, 0);
+    return 0;
+  }
+  on_control_frame(c, h->opcode, x->ctrl, x->ctrl_len);
+  free(x->ctrl);
+  x->ctrl = NULL;
+  x->ctrl_len = 0;
+  wsl__conn_extra_trim(c);
   return 0;
 }
 
@@ -417,18 +479,21 @@ static void parse_input(wsl_conn_t *c, uint8_t *data, size_t len) {
         return;
       break;
     case WSL_FRAME_WHOLE: /* a frame in one piece: the three events in one */
-      if (ev.header.compressed && ev.header.first && ev.header.fin &&
-          ev.header.opcode < WSL_OP_CLOSE) {
+      if (ev.header.opcode >= WSL_OP_CLOSE) {
+        /* A control frame: answered from the read's bytes. */
+        on_control_frame(c, ev.header.opcode, ev.data, ev.len);
+        break;
+      }
+      on_data_header(c, &ev.header);
+      if (ev.header.compressed && ev.header.first && ev.header.fin) {
         /* A compressed message in one frame: inflated at once. */
-        if (on_header(c, &ev.header) != 0 ||
-            wsl__compress_whole(c, ev.data, ev.len) != 0)
+        if (wsl__compress_whole(c, ev.data, ev.len) != 0)
           return;
         break;
       }
-      if (on_header(c, &ev.header) != 0 ||
-          (ev.len && on_payload(c, &ev.header, ev.data, ev.len) != 0) ||
+      if ((ev.len && on_data_payload(c, &ev.header, ev.data, ev.len) != 0) ||
           c->handles_closing || c->close_after_flush ||
-          on_frame_end(c, &ev.header) != 0)
+          on_data_end(c, &ev.header) != 0)
         return;
       break;
     case WSL_FRAME_PAYLOAD:
@@ -467,7 +532,8 @@ void wsl__ws_arm_keepalive(wsl_conn_t *c) {
         quiet >= ping_at ? (quiet >= idle ? 1 : idle - quiet) : ping_at - quiet;
   }
   if (c->ws->ping_interval_ms) {
-    uint64_t in = c->next_ping_ms > now ? c->next_ping_ms - now : 1;
+    uint64_t at = c->extra->next_ping_ms; /* made by wsl__ws_open */
+    uint64_t in = at > now ? at - now : 1;
     if (next == 0 || in < next)
       next = in;
   }
@@ -487,8 +553,8 @@ void wsl__ws_on_timer(wsl_conn_t *c) {
     c->ping_outstanding = 1;
     ping = 1;
   }
-  if (c->ws->ping_interval_ms && now >= c->next_ping_ms) {
-    c->next_ping_ms = now + c->ws->ping_interval_ms;
+  if (c->ws->ping_interval_ms && now >= c->extra->next_ping_ms) {
+    c->extra->next_ping_ms = now + c->ws->ping_interval_ms;
     ping = 1;
   }
   if (ping)

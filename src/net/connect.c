@@ -42,7 +42,7 @@ static void on_connected(uv_connect_t *req, int status) {
   }
   wsl__conn_fill_remote_addr(c);
   uv_tcp_nodelay(&c->tcp, 1);
-  wsl_dial_state_t *d = c->dial;
+  wsl_dial_state_t *d = c->extra->dial;
   if (d->tls && wsl__conn_tls_start(c, d->tls, d->server_name) != 0) {
     fail_dial(c, "cannot start TLS");
     wsl__conn_unref(c);
@@ -92,12 +92,14 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
     return NULL;
   c->data = data;
   c->state = WSL_CONN_DIALING;
-  wsl_dial_state_t *d = calloc(1, sizeof *d);
+  wsl_conn_extra_t *x = wsl__conn_extra(c);
+  wsl_dial_state_t *d = x ? calloc(1, sizeof *d) : NULL;
   if (d == NULL) {
+    wsl__conn_extra_trim(c);
     fail_dial(c, "out of memory");
     return c;
   }
-  c->dial = d;
+  x->dial = d;
   if (options)
     d->ws = *options;
   else
@@ -158,7 +160,7 @@ wsl_conn_t *wsl_connect(uv_loop_t *loop, const wsl_dial_t *dial,
  * none (compression off), or one we accept; anything else fails. */
 static int check_extensions(wsl_conn_t *c) {
   const wsl_http_request_t *r = &c->http->request;
-  wsl_ws_options_t *o = &c->dial->ws;
+  wsl_ws_options_t *o = &c->extra->dial->ws;
   if (!o->deflate)
     return 0;
   size_t n = wsl_http_header_count(r, "Sec-WebSocket-Extensions");
@@ -190,9 +192,9 @@ size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
     return len;
   }
   char why[128];
-  if (wsl_handshake_client_check(&c->http->request, c->dial->key,
-                                 c->dial->protocols, c->ws->deflate, why,
-                                 sizeof why) != 0) {
+  const wsl_dial_state_t *d = c->extra->dial;
+  if (wsl_handshake_client_check(&c->http->request, d->key, d->protocols,
+                                 c->ws->deflate, why, sizeof why) != 0) {
     fail_dial(c,
               wsl__conn_error_text(c, "invalid handshake response", "%s", why));
     return len;
@@ -211,7 +213,7 @@ size_t wsl__dial_input(wsl_conn_t *c, char *data, size_t len) {
 }
 
 void wsl__dial_free(wsl_conn_t *c) {
-  wsl_dial_state_t *d = c->dial;
+  wsl_dial_state_t *d = wsl__conn_dial(c);
   if (d == NULL)
     return;
   free(d->request);
@@ -220,5 +222,6 @@ void wsl__dial_free(wsl_conn_t *c) {
   free(d->addr);
   wsl_tls_ctx_free(d->tls);
   free(d);
-  c->dial = NULL;
+  c->extra->dial = NULL;
+  wsl__conn_extra_trim(c);
 }

@@ -9,56 +9,119 @@ enum { ST_HEADER, ST_PAYLOAD, ST_END, ST_ERROR };
 #define CLOSE_PROTOCOL 1002
 #define CLOSE_TOO_BIG 1009
 
+/* The errors, by number, so that a parser keeps one byte to report its
+ * error again, not a code and a pointer. */
+enum {
+  E_NONE,
+  E_RESERVED_OPCODE,
+  E_UNMASKED,
+  E_MASKED,
+  E_RSV,
+  E_RSV1_CONTROL,
+  E_FRAGMENTED_CONTROL,
+  E_CONTROL_TOO_LONG,
+  E_STRAY_CONTINUATION,
+  E_RSV1_CONTINUATION,
+  E_NESTED_MESSAGE,
+  E_NON_MINIMAL,
+  E_HIGH_BIT,
+  E_FRAME_TOO_BIG,
+  E_MESSAGE_TOO_BIG
+};
+
+static const struct {
+  uint16_t code;
+  const char *reason;
+} errors[] = {
+    [E_RESERVED_OPCODE] = {CLOSE_PROTOCOL, "reserved opcode"},
+    /* §5.1: a client masks every frame, a server none. */
+    [E_UNMASKED] = {CLOSE_PROTOCOL, "unmasked client frame"},
+    [E_MASKED] = {CLOSE_PROTOCOL, "masked server frame"},
+    [E_RSV] = {CLOSE_PROTOCOL, "RSV bits without extension"},
+    /* RFC 7692 §6: RSV1 marks a compressed message, never a control
+     * frame. */
+    [E_RSV1_CONTROL] = {CLOSE_PROTOCOL, "RSV1 on a control frame"},
+    [E_FRAGMENTED_CONTROL] = {CLOSE_PROTOCOL, "fragmented control frame"},
+    [E_CONTROL_TOO_LONG] = {CLOSE_PROTOCOL, "control frame over 125 bytes"},
+    [E_STRAY_CONTINUATION] = {CLOSE_PROTOCOL, "continuation without a message"},
+    [E_RSV1_CONTINUATION] = {CLOSE_PROTOCOL, "RSV1 on a continuation frame"},
+    [E_NESTED_MESSAGE] = {CLOSE_PROTOCOL,
+                          "new message inside a fragmented message"},
+    /* §5.2: "the minimal number of bytes MUST be used to encode the
+     * length", and the most significant bit of the 64-bit form MUST be
+     * 0. */
+    [E_NON_MINIMAL] = {CLOSE_PROTOCOL, "non-minimal length"},
+    [E_HIGH_BIT] = {CLOSE_PROTOCOL, "64-bit length with the high bit set"},
+    [E_FRAME_TOO_BIG] = {CLOSE_TOO_BIG, "frame too big"},
+    [E_MESSAGE_TOO_BIG] = {CLOSE_TOO_BIG, "message too big"},
+};
+
+/* What a parser has before its limits are set: none. */
+static const wsl_frame_limits_t no_limits = {0, 0};
+
 void wsl_frame_parser_init(wsl_frame_parser_t *p, wsl_role_t role) {
   memset(p, 0, sizeof *p);
+  p->limits = &no_limits;
+  p->small_ok = 1;
   p->role = role;
   p->state = ST_HEADER;
   p->hdr_need = 2;
 }
 
+/* A limit of 0 is none; any other passes a frame of n bytes if n is not
+ * above it. */
+static int within(uint64_t limit, uint64_t n) {
+  return limit == 0 || n <= limit;
+}
+
+void wsl_frame_parser_limit(wsl_frame_parser_t *p,
+                            const wsl_frame_limits_t *limits) {
+  p->limits = limits ? limits : &no_limits;
+  /* parse_small takes frames of at most 125 bytes: with this it need not
+   * look at the limits themselves. */
+  p->small_ok =
+      within(p->limits->max_frame, 125) && within(p->limits->max_message, 125);
+}
+
 /* Enters the error state, which every later call reports again. */
-static size_t fail(wsl_frame_parser_t *p, wsl_frame_event_t *ev, int code,
-                   const char *reason, size_t used) {
+static size_t fail(wsl_frame_parser_t *p, wsl_frame_event_t *ev, int err,
+                   size_t used) {
   p->state = ST_ERROR;
-  p->err_code = code;
-  p->err_reason = reason;
+  p->err = (uint8_t)err;
   ev->kind = WSL_FRAME_ERROR;
-  ev->close_code = code;
-  ev->reason = reason;
+  ev->close_code = errors[err].code;
+  ev->reason = errors[err].reason;
   return used;
 }
 
 /* The rules the first two bytes decide (§5.2, §5.4, §5.5); returns the
- * broken rule, or NULL. All are protocol errors (1002). */
-static const char *check_start(const wsl_frame_parser_t *p, uint8_t b0,
-                               uint8_t b1) {
+ * broken rule (a protocol error), or E_NONE. */
+static int check_start(const wsl_frame_parser_t *p, uint8_t b0, uint8_t b1) {
   int op = b0 & 0x0F, rsv = b0 & 0x70, fin = b0 >> 7, masked = b1 >> 7;
   if ((op > WSL_OP_BINARY && op < WSL_OP_CLOSE) || op > WSL_OP_PONG)
-    return "reserved opcode";
-  /* §5.1: a client masks every frame, a server none. */
+    return E_RESERVED_OPCODE;
   if (p->role == WSL_ROLE_SERVER && !masked)
-    return "unmasked client frame";
+    return E_UNMASKED;
   if (p->role == WSL_ROLE_CLIENT && masked)
-    return "masked server frame";
+    return E_MASKED;
   if (rsv & ~(p->allowed_rsv & WSL_RSV1))
-    return "RSV bits without extension";
+    return E_RSV;
   if (WSL_OP_IS_CONTROL(op)) {
-    /* RFC 7692 §6: RSV1 marks a compressed message, never a control frame. */
     if (rsv)
-      return "RSV1 on a control frame";
+      return E_RSV1_CONTROL;
     if (!fin)
-      return "fragmented control frame";
+      return E_FRAGMENTED_CONTROL;
     if ((b1 & 0x7F) > WSL_FRAME_CONTROL_MAX)
-      return "control frame over 125 bytes";
+      return E_CONTROL_TOO_LONG;
   } else if (op == WSL_OP_CONT) {
     if (!p->in_message)
-      return "continuation without a message";
+      return E_STRAY_CONTINUATION;
     if (rsv)
-      return "RSV1 on a continuation frame";
+      return E_RSV1_CONTINUATION;
   } else if (p->in_message) {
-    return "new message inside a fragmented message";
+    return E_NESTED_MESSAGE;
   }
-  return NULL;
+  return E_NONE;
 }
 
 /* Header size once the second byte is known: extended length and key. */
@@ -68,17 +131,17 @@ static unsigned header_size(uint8_t b1) {
 }
 
 /* Applies the length rules to a data frame and moves the message state on;
- * returns the broken rule (a 1009), or NULL. */
-static const char *account_data(wsl_frame_parser_t *p, wsl_frame_header_t *h) {
+ * returns the broken rule (a 1009), or E_NONE. */
+static int account_data(wsl_frame_parser_t *p, wsl_frame_header_t *h) {
   int first = h->opcode != WSL_OP_CONT;
   uint64_t before = first ? 0 : p->msg_bytes;
   uint64_t total = before + h->length;
   if (total < before)
     total = UINT64_MAX;
-  if (p->max_frame && h->length > p->max_frame)
-    return "frame too big";
-  if (p->max_message && total > p->max_message)
-    return "message too big";
+  if (!within(p->limits->max_frame, h->length))
+    return E_FRAME_TOO_BIG;
+  if (!within(p->limits->max_message, total))
+    return E_MESSAGE_TOO_BIG;
   if (first) {
     p->msg_opcode = h->opcode;
     p->msg_compressed = (h->rsv & WSL_RSV1) != 0;
@@ -88,7 +151,7 @@ static const char *account_data(wsl_frame_parser_t *p, wsl_frame_header_t *h) {
   h->message_opcode = p->msg_opcode;
   h->first = first;
   h->compressed = p->msg_compressed;
-  return NULL;
+  return E_NONE;
 }
 
 /* Decodes the complete header in p->hdr and reports it. */
@@ -105,30 +168,28 @@ static size_t finish_header(wsl_frame_parser_t *p, wsl_frame_event_t *ev,
   h.length = b[1] & 0x7F;
   p->hdr_len = 0;
   p->hdr_need = 2;
-  /* §5.2: "the minimal number of bytes MUST be used to encode the length",
-   * and the most significant bit of the 64-bit form MUST be 0. */
   if (h.length == 126) {
     h.length = (uint64_t)b[2] << 8 | b[3];
     at = 4;
     if (h.length < 126)
-      return fail(p, ev, CLOSE_PROTOCOL, "non-minimal length", used);
+      return fail(p, ev, E_NON_MINIMAL, used);
   } else if (h.length == 127) {
     h.length = 0;
     for (at = 2; at < 10; at++)
       h.length = h.length << 8 | b[at];
     if (h.length >> 63)
-      return fail(p, ev, CLOSE_PROTOCOL, "64-bit length with the high bit set",
-                  used);
+      return fail(p, ev, E_HIGH_BIT, used);
     if (h.length <= 0xFFFF)
-      return fail(p, ev, CLOSE_PROTOCOL, "non-minimal length", used);
+      return fail(p, ev, E_NON_MINIMAL, used);
   }
   if (h.masked)
     memcpy(h.mask, b + at, 4);
   if (!WSL_OP_IS_CONTROL(h.opcode)) {
-    const char *reason = account_data(p, &h);
-    if (reason)
-      return fail(p, ev, CLOSE_TOO_BIG, reason, used);
+    int err = account_data(p, &h);
+    if (err)
+      return fail(p, ev, err, used);
   }
+  /* Over the header bytes (b), which are no longer needed. */
   p->cur = h;
   p->pos = 0;
   p->state = h.length ? ST_PAYLOAD : ST_END;
@@ -144,9 +205,9 @@ static size_t parse_header(wsl_frame_parser_t *p, const uint8_t *buf,
   while (used < len) {
     p->hdr[p->hdr_len++] = buf[used++];
     if (p->hdr_len == 2) {
-      const char *reason = check_start(p, p->hdr[0], p->hdr[1]);
-      if (reason)
-        return fail(p, ev, CLOSE_PROTOCOL, reason, used);
+      int err = check_start(p, p->hdr[0], p->hdr[1]);
+      if (err)
+        return fail(p, ev, err, used);
       p->hdr_need = header_size(p->hdr[1]);
     }
     if (p->hdr_len == p->hdr_need)
@@ -182,7 +243,7 @@ size_t wsl_frame_parse(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
   memset(ev, 0, sizeof *ev);
   switch (p->state) {
   case ST_ERROR:
-    return fail(p, ev, p->err_code, p->err_reason, 0);
+    return fail(p, ev, p->err, 0);
   case ST_END:
     p->state = ST_HEADER;
     ev->kind = WSL_FRAME_END;
@@ -218,8 +279,7 @@ static size_t parse_small(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
   size_t n = b1 & 0x7F;
   if ((b0 != (0x80 | WSL_OP_TEXT) && b0 != (0x80 | WSL_OP_BINARY)) ||
       !(b1 & 0x80) || n >= 126 || len < 6 + n || p->role != WSL_ROLE_SERVER ||
-      p->in_message || (p->max_frame && n > p->max_frame) ||
-      (p->max_message && n > p->max_message))
+      p->in_message || !p->small_ok)
     return 0;
   int opcode = b0 & 0x0F;
   ev->kind = WSL_FRAME_WHOLE;
@@ -249,9 +309,9 @@ size_t wsl_frame_parse_whole(wsl_frame_parser_t *p, uint8_t *buf, size_t len,
     return wsl_frame_parse(p, buf, len, ev);
   /* The whole header is here: decoded at once, not a byte at a time. */
   memset(ev, 0, sizeof *ev);
-  const char *reason = check_start(p, buf[0], buf[1]);
-  if (reason)
-    return fail(p, ev, CLOSE_PROTOCOL, reason, 2);
+  int err = check_start(p, buf[0], buf[1]);
+  if (err)
+    return fail(p, ev, err, 2);
   size_t used = header_size(buf[1]);
   memcpy(p->hdr, buf, used);
   used = finish_header(p, ev, used);

@@ -72,38 +72,52 @@ typedef struct {
   const char *reason;
 } wsl_frame_event_t;
 
-/* One lives in every open connection: small fields are byte-sized. */
+/* The size limits a parser applies; 0 = none. */
+typedef struct {
+  uint64_t max_frame;   /* a data frame longer: 1009, reported at its header */
+  uint64_t max_message; /* a data message whose frames add up to more: 1009,
+                           reported at the header that passes it */
+} wsl_frame_limits_t;
+
+/* One lives in every open connection: small fields are byte-sized, and the
+ * limits are the connection's options' (a pointer, not a copy). */
 typedef struct {
   /* Settings: set after init, before parsing. */
-  uint64_t max_frame;   /* 0 = none; a data frame longer: 1009, reported at
-                           its header */
-  uint64_t max_message; /* 0 = none; a data message whose frames add up to
-                           more: 1009, reported at the header that passes it */
-  uint8_t role;         /* wsl_role_t. SERVER: incoming frames must be
-                           masked, else 1002. CLIENT: they must not be, else
-                           1002. */
-  uint8_t allowed_rsv;  /* RSV bits a negotiated extension allows; only
-                           WSL_RSV1 (permessage-deflate) is meaningful: RSV1
-                           is then allowed on the first frame of a data
-                           message only. Any other RSV bit set: 1002. */
+  const wsl_frame_limits_t *limits; /* wsl_frame_parser_limit */
+  uint8_t role;        /* wsl_role_t. SERVER: incoming frames must be
+                          masked, else 1002. CLIENT: they must not be, else
+                          1002. */
+  uint8_t allowed_rsv; /* RSV bits a negotiated extension allows; only
+                          WSL_RSV1 (permessage-deflate) is meaningful: RSV1
+                          is then allowed on the first frame of a data
+                          message only. Any other RSV bit set: 1002. */
 
   /* Private: the parser's state between calls. */
+  uint8_t small_ok; /* the limits pass every frame under 126 bytes */
   uint8_t state;
   uint8_t hdr_len;
   uint8_t hdr_need;   /* 2 until the second byte tells the full size */
   uint8_t in_message; /* inside a fragmented data message */
   uint8_t msg_opcode; /* its opcode and compressed flag */
   uint8_t msg_compressed;
-  uint16_t err_code;
-  uint8_t hdr[WSL_FRAME_HEADER_MAX]; /* header bytes collected so far */
-  wsl_frame_header_t cur;
+  uint8_t err; /* the error reported again after an ERROR (frame.c) */
+  /* The header bytes are needed only until the header is complete, the
+   * decoded header only from then on: they share the room. */
+  union {
+    uint8_t hdr[WSL_FRAME_HEADER_MAX]; /* header bytes collected so far */
+    wsl_frame_header_t cur;
+  };
   uint64_t pos;       /* payload bytes of cur delivered so far */
   uint64_t msg_bytes; /* its length so far, saturating */
-  const char *err_reason;
 } wsl_frame_parser_t;
 
 /* Readies p for a new stream: no limits, no extension, the given role. */
 void wsl_frame_parser_init(wsl_frame_parser_t *p, wsl_role_t role);
+
+/* Applies limits (NULL: none), which must stay as they are for as long as
+ * p uses them. */
+void wsl_frame_parser_limit(wsl_frame_parser_t *p,
+                            const wsl_frame_limits_t *limits);
 
 /* Consumes bytes from buf[0..len) and reports exactly one event in *ev;
  * returns how many bytes it consumed (END may consume none). The caller

@@ -128,7 +128,8 @@ static int feed(parse_fn parse, wsl_frame_parser_t *p, transcript_t *t,
 }
 
 /* The frames must obey the rules the parser promises to enforce. */
-static void check_rules(const transcript_t *t, const wsl_frame_parser_t *cfg) {
+static void check_rules(const transcript_t *t, const wsl_frame_parser_t *cfg,
+                        const wsl_frame_limits_t *lim) {
   int in_message = 0;
   uint64_t msg_bytes = 0;
   for (size_t i = 0; i < t->n; i++) {
@@ -148,9 +149,9 @@ static void check_rules(const transcript_t *t, const wsl_frame_parser_t *cfg) {
       FUZZ_CHECK(!in_message && h->first && h->message_opcode == h->opcode);
       msg_bytes = 0;
     }
-    FUZZ_CHECK(cfg->max_frame == 0 || h->length <= cfg->max_frame);
+    FUZZ_CHECK(lim->max_frame == 0 || h->length <= lim->max_frame);
     msg_bytes += h->length;
-    FUZZ_CHECK(cfg->max_message == 0 || msg_bytes <= cfg->max_message);
+    FUZZ_CHECK(lim->max_message == 0 || msg_bytes <= lim->max_message);
     in_message = !h->fin;
   }
 }
@@ -175,6 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t c0 = fuzz_byte(&in), c1 = fuzz_byte(&in), c2 = fuzz_byte(&in);
   fuzz_splits_t splits;
   wsl_frame_parser_t whole, split;
+  wsl_frame_limits_t lim;
   transcript_t tw, ts;
   size_t off = 0;
   uint8_t *buf;
@@ -182,8 +184,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_splits_read(&in, &splits);
   wsl_frame_parser_init(&whole, c0 & 1 ? WSL_ROLE_CLIENT : WSL_ROLE_SERVER);
   whole.allowed_rsv = c0 & 2 ? WSL_RSV1 : 0;
-  whole.max_frame = limit_of(c0 >> 2, c1);
-  whole.max_message = limit_of(c0 >> 4, c2);
+  lim.max_frame = limit_of(c0 >> 2, c1);
+  lim.max_message = limit_of(c0 >> 4, c2);
+  wsl_frame_parser_limit(&whole, &lim);
   split = whole;
   memset(&tw, 0, sizeof tw);
   memset(&ts, 0, sizeof ts);
@@ -192,7 +195,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   buf = fuzz_dup(in.p, in.left);
   feed(wsl_frame_parse, &whole, &tw, buf, in.left, 0);
   free(buf);
-  check_rules(&tw, &whole);
+  check_rules(&tw, &whole, &lim);
 
   /* Header bytes re-encode exactly; payload is the input unmasked. */
   for (size_t i = 0; i < tw.n; i++) {
