@@ -543,8 +543,9 @@ static void read_deflate_options(lua_State *L, int idx, wsl_ws_options_t *o,
      * life: its defaults are smaller windows, so that an active connection
      * stays under 64 KiB (zlib's 15-bit windows and memory level 8 take
      * about 300 KB); a 4 KiB window still reaches back over dozens of chat
-     * messages. Without a kept context the deflater is shared and the
-     * inflater released, so the full sizes cost nothing per connection. */
+     * messages. Without a kept context the deflater and the
+     * inflater are the thread's, so the full sizes cost nothing per
+     * connection. */
     int ours = role == WSL_ROLE_SERVER ? c->server_no_context_takeover
                                        : c->client_no_context_takeover;
     int peers = role == WSL_ROLE_SERVER ? c->client_no_context_takeover
