@@ -298,3 +298,92 @@ describe("--workers, failing", function()
     assert.matches("%-%-workers needs a number", log)
   end)
 end)
+
+-- A graceful stop with clients that answer its close late or never: a
+-- worker's VM closes only once its connections are gone, or, after
+-- graceful_timeout, closes them itself; nothing reaches a closed VM and
+-- nothing is lost with a worker's loop (the ASan build checks leaks).
+describe("--workers, stopping with slow clients", function()
+  local dir, proc
+
+  local function start(app_source)
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. quote(dir)))
+    local f = assert(io.open(dir .. "/app.lua", "w"))
+    f:write(app_source)
+    f:close()
+    proc = launch(dir .. "/app.lua", "--workers 2")
+  end
+
+  after_each(function()
+    if proc then
+      proc:stop()
+      proc = nil
+    end
+    if dir and dir:match("^/tmp/") then
+      os.execute("rm -rf " .. quote(dir))
+    end
+  end)
+
+  -- A raw client that opens a session and, after SIGTERM, reads up to the
+  -- server's close frame without answering it; returns the stream.
+  local function open_and_stop()
+    local s = assert(wslua.tcp("127.0.0.1", proc.port))
+    s:write(h.handshake("/ws"))
+    local head, rest = h.read_head(s)
+    assert.matches("^HTTP/1.1 101", head)
+    local op, hello = h.read_frame(s, rest)
+    assert.equal(1, op)
+    assert.matches("^hello ", hello)
+    proc:signal("TERM")
+    local code, frames = h.read_until_close(s)
+    assert.equal(1001, code)
+    assert.matches("^bye from ", frames[1][2])
+    return s
+  end
+
+  local function count(pattern)
+    local _, n = proc:log():gsub(pattern, "")
+    return n
+  end
+
+  it("waits for a client that answers the close late", function()
+    start(APP)
+    h.run(function()
+      local s = open_and_stop()
+      -- The worker without clients stops; the other waits for this one.
+      wslua.sleep(0.3)
+      assert.is_nil(proc:exit_code(), proc:log())
+      assert.equal(1, count("\n[^\n]*info  stopped"), proc:log())
+      s:write(h.frame(8, string.pack(">I2", 1001)))
+      assert.is_true(h.wait_for(function()
+        return proc:exit_code() ~= nil
+      end, 10), proc:log())
+      s:close()
+    end, 30)
+    assert.equal(0, proc:exit_code(), proc:log())
+    local log = proc:log()
+    assert.matches("code=1001 closed_by=server", log, 1, true)
+    assert.equal(2, count("info  stopped"))
+    -- Its close handler ran before its worker's VM closed.
+    assert.is_true(log:find("code=1001", 1, true) < select(2, log:find(".*info  stopped")), log)
+  end)
+
+  it("closes the connections still open after graceful_timeout, exit 0", function()
+    start((APP:gsub('listen = "127.0.0.1:0",', 'listen = "127.0.0.1:0", graceful_timeout = 0.2,')))
+    h.run(function()
+      local s = open_and_stop()
+      assert.is_true(h.wait_for(function()
+        return proc:exit_code() ~= nil
+      end, 10), proc:log())
+      local none, err = s:read(5)
+      assert.is_nil(none)
+      assert.equal("closed", err)
+      s:close()
+    end, 30)
+    assert.equal(0, proc:exit_code(), proc:log())
+    assert.matches("1 connection%(s%) still open after 0.2s", proc:log())
+    assert.equal(2, count("info  stopped"))
+  end)
+end)

@@ -806,6 +806,23 @@ static int conn_tostring(lua_State *L) {
   return 1;
 }
 
+/* A live connection anchors its handle (self_ref), so this runs in
+ * lua_close, for connections still open then (a graceful stop that timed
+ * out, a dialled connection the app kept): each is aborted and forgets the
+ * handle, whose memory goes with the VM, so that its close callback, which
+ * the host's last uv_run runs, finds no owner and calls nothing in the
+ * closed VM. A closed connection's handle has nothing to do. */
+static int conn_gc(lua_State *L) {
+  lconn_t *lc = lua_touserdata(L, 1);
+  wsl_conn_t *c = lc->conn;
+  if (c) {
+    lc->conn = NULL;
+    wsl_conn_set_data(c, NULL);
+    wsl_conn_abort(c, 0);
+  }
+  return 0;
+}
+
 /* core.broadcast(conns, data [, binary]): one message to every open
  * connection of the array, each distinct frame built once; returns how many
  * it was queued for. */
@@ -931,6 +948,8 @@ void wsl_lua_open_conn(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, conn_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, conn_gc);
+    lua_setfield(L, -2, "__gc");
   }
   conn_mt = lua_topointer(L, -1);
   lua_pop(L, 1);

@@ -9,9 +9,12 @@
 
 #define SERVER_MT "wslua.Server"
 
+/* A stopped server stays until __gc releases it: a graceful stop counts
+ * the connections it still has (server:connections) until they are gone. */
 typedef struct {
-  wsl_server_t *server; /* NULL once stopped */
+  wsl_server_t *server; /* NULL once released */
   int handlers_ref;     /* the conn config's owner points here */
+  int stopped;          /* no longer accepting */
 } lserver_t;
 
 static lserver_t *check_server(lua_State *L) {
@@ -85,8 +88,7 @@ static int core_listen(lua_State *L) {
       (uint64_t)(wsl_lua_optfield(L, 1, "handshake_timeout", 10) * 1000);
   config.keepalive_timeout_ms =
       (uint64_t)(wsl_lua_optfield(L, 1, "keepalive_timeout", 10) * 1000);
-  size_t max_connections =
-      (size_t)wsl_lua_optfield(L, 1, "max_connections", 0);
+  size_t max_connections = (size_t)wsl_lua_optfield(L, 1, "max_connections", 0);
   char err[512] = "";
   if (lua_getfield(L, 1, "tls") == LUA_TTABLE) {
     config.tls = tls_context(L, lua_gettop(L), err, sizeof err);
@@ -97,6 +99,7 @@ static int core_listen(lua_State *L) {
 
   lserver_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   ls->server = NULL;
+  ls->stopped = 0;
   lua_pushvalue(L, 2);
   ls->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_setmetatable(L, SERVER_MT);
@@ -114,7 +117,7 @@ static int core_listen(lua_State *L) {
 
 static int server_port(lua_State *L) {
   lserver_t *ls = check_server(L);
-  if (ls->server == NULL)
+  if (ls->server == NULL || ls->stopped)
     return 0;
   lua_pushinteger(L, wsl_server_port(ls->server));
   return 1;
@@ -134,7 +137,7 @@ static int server_connections(lua_State *L) {
 static int server_set_tls(lua_State *L) {
   lserver_t *ls = check_server(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (ls->server == NULL)
+  if (ls->server == NULL || ls->stopped)
     return wsl_lua_fail(L, "stopped", 0);
   char err[512] = "";
   wsl_tls_ctx_t *ctx = tls_context(L, 2, err, sizeof err);
@@ -146,8 +149,23 @@ static int server_set_tls(lua_State *L) {
 }
 
 /* server:stop(): no new connections; idle HTTP connections are closed. The
- * WebSocket sessions are the Lua layer's to close. */
+ * WebSocket sessions are the Lua layer's to close; server:connections()
+ * goes on counting them until they are gone. */
 static int server_stop(lua_State *L) {
+  lserver_t *ls = check_server(L);
+  if (ls->server && !ls->stopped) {
+    ls->stopped = 1;
+    wsl_server_stop(ls->server);
+    wsl_server_close_idle(ls->server);
+  }
+  return 0;
+}
+
+/* Collected only by lua_close (the userdata is anchored): stops, closes the
+ * connections that have no handle yet (those with one are closed by theirs,
+ * conn.c), and lets the server go once they are. Its memory goes when the
+ * host's last uv_run has run the close callbacks. */
+static int server_gc(lua_State *L) {
   lserver_t *ls = check_server(L);
   if (ls->server) {
     wsl_server_stop(ls->server);
@@ -170,6 +188,8 @@ void wsl_lua_open_server(lua_State *L) {
   if (luaL_newmetatable(L, SERVER_MT)) {
     luaL_newlib(L, server_methods);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, server_gc);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, core_listen);
