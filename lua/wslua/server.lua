@@ -142,7 +142,7 @@ function Server:stop(on_done)
     if open == 0 or core.now() - started >= timeout then
       poll:stop()
       if open > 0 then
-        log.warn("graceful stop: %d connection(s) still open after %gs, leaving them",
+        log.warn("graceful stop: %d connection(s) still open after %gs, closing them",
           open, timeout)
       end
       pubsub.stop(self)
