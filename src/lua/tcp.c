@@ -15,6 +15,9 @@ typedef struct {
   uv_getaddrinfo_t resolve;
   int self_ref; /* the userdata while the stream lives */
   int closing;
+  int resolving; /* the address lookup has not called back yet */
+  int closed;    /* the handle's close callback came (while resolving) */
+  int orphan;    /* its VM is being closed: no more Lua calls (tcp_gc) */
   int port;
 } stream_t;
 
@@ -34,7 +37,7 @@ static void call(stream_t *s, const char *event, int nargs) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
   lua_getiuservalue(L, -1, 1);
   lua_getfield(L, -1, event);
-  lua_replace(L, -2); /* args..., tcp, fn */
+  lua_replace(L, -2);      /* args..., tcp, fn */
   lua_insert(L, base + 1); /* fn, args..., tcp */
   lua_insert(L, base + 2); /* fn, tcp, args... */
   if (lua_isfunction(L, base + 1))
@@ -45,6 +48,12 @@ static void call(stream_t *s, const char *event, int nargs) {
 
 static void on_closed(uv_handle_t *h) {
   stream_t *s = h->data;
+  if (s->orphan) {
+    s->closed = 1;
+    if (!s->resolving)
+      free(s);
+    return;
+  }
   lua_State *L = wsl_vm()->L;
   call(s, "close", 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
@@ -52,7 +61,10 @@ static void on_closed(uv_handle_t *h) {
   lt->s = NULL;
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
-  free(s);
+  /* A lookup still running gets s in its callback, which frees it. */
+  s->closed = 1;
+  if (!s->resolving)
+    free(s);
 }
 
 static void close_stream(stream_t *s) {
@@ -101,6 +113,12 @@ static void on_connect(uv_connect_t *req, int status) {
 static void on_resolved(uv_getaddrinfo_t *req, int status,
                         struct addrinfo *res) {
   stream_t *s = req->data;
+  s->resolving = 0;
+  if (s->closed) { /* closed while looking the address up */
+    uv_freeaddrinfo(res);
+    free(s);
+    return;
+  }
   int r = status;
   if (r == 0 && !s->closing) {
     s->connect.data = s;
@@ -129,14 +147,16 @@ static int core_tcp_connect(lua_State *L) {
   uv_tcp_init(wsl_vm()->loop, &s->handle);
   s->handle.data = s;
   s->resolve.data = s;
+  s->resolving = 1;
   lua_pushvalue(L, -1);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   char port_s[16];
   snprintf(port_s, sizeof port_s, "%d", port);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  int r = uv_getaddrinfo(wsl_vm()->loop, &s->resolve, on_resolved, host,
-                         port_s, &hints);
+  int r = uv_getaddrinfo(wsl_vm()->loop, &s->resolve, on_resolved, host, port_s,
+                         &hints);
   if (r != 0) {
+    s->resolving = 0;
     close_stream(s);
     return wsl_lua_fail(L, uv_strerror(r), r);
   }
@@ -215,19 +235,31 @@ static int tcp_resume(lua_State *L) {
   return 1;
 }
 
+/* A stream anchors its handle while it lives, so this runs only in
+ * lua_close, for a stream still open then: it closes without calling into
+ * the VM that is going away (the host may run its loop once more). */
+static int tcp_gc(lua_State *L) {
+  ltcp_t *lt = lua_touserdata(L, 1);
+  stream_t *s = lt->s;
+  if (s) {
+    lt->s = NULL;
+    s->orphan = 1;
+    close_stream(s);
+  }
+  return 0;
+}
+
 static const luaL_Reg tcp_methods[] = {
-    {"write", tcp_write},
-    {"pause", tcp_pause},
-    {"resume", tcp_resume},
-    {"close", tcp_close},
-    {"shutdown", tcp_shutdown},
-    {NULL, NULL},
+    {"write", tcp_write}, {"pause", tcp_pause},       {"resume", tcp_resume},
+    {"close", tcp_close}, {"shutdown", tcp_shutdown}, {NULL, NULL},
 };
 
 void wsl_lua_open_tcp(lua_State *L) {
   if (luaL_newmetatable(L, TCP_MT)) {
     luaL_newlib(L, tcp_methods);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, tcp_gc);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, core_tcp_connect);
