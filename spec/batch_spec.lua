@@ -249,6 +249,43 @@ describe("the small messages of a loop turn", function()
     end, 30)
   end)
 
+  it("of clients of several endpoints, taken turn about, each reach their own handler", function()
+    -- A run looks an endpoint's handler up once for the clients of one
+    -- kind that come one after another: clients of two endpoints (and of
+    -- two agreements on one) alternate in every turn, so every change of
+    -- kind must look it up again.
+    local function tagged(tag)
+      local handler = {}
+      function handler:on_message(client, data)
+        client:send(tag .. data)
+      end
+      return handler
+    end
+    local server = h.serve(wslua.host { wslua.router()
+      :get("/a", wslua.websocket(tagged("a:"), { compression = true }))
+      :get("/b", wslua.websocket(tagged("b:"))) })
+    h.run(function()
+      local clients = {}
+      for i = 1, 12 do
+        local path = i % 3 == 0 and "/b" or "/a"
+        local opts = i % 3 == 1 and { compression = true } or nil
+        clients[i] = { path = path, c = assert(wslua.connect(server:url(path), opts)) }
+      end
+      for round = 1, 10 do
+        for i, k in ipairs(clients) do
+          assert(k.c:send(i .. "." .. round))
+        end
+        for i, k in ipairs(clients) do
+          assert.equal(k.path:sub(2) .. ":" .. i .. "." .. round, (k.c:receive()))
+        end
+      end
+      for _, k in ipairs(clients) do
+        k.c:close()
+      end
+      h.stop(server)
+    end, 30)
+  end)
+
   it("keep their place around a larger message of the same read", function()
     session(0.5, function(s, buf)
       local big = string.rep("L", 5000) -- not copied to the turn
