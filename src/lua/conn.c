@@ -747,14 +747,18 @@ static int conn_own(lua_State *L) {
   return 0;
 }
 
-/* conn:_budget() -> the budget conn:_own set, or nil. */
-static int conn_budget(lua_State *L) {
-  lconn_t *lc = check_conn(L, 1);
-  if (lc->budget > 0)
-    lua_pushnumber(L, lc->budget);
+/* Pushes v, or nil when it is not positive (never set); returns 1. */
+static int push_positive(lua_State *L, lua_Number v) {
+  if (v > 0)
+    lua_pushnumber(L, v);
   else
     lua_pushnil(L);
   return 1;
+}
+
+/* conn:_budget() -> the budget conn:_own set, or nil. */
+static int conn_budget(lua_State *L) {
+  return push_positive(L, check_conn(L, 1)->budget);
 }
 
 lua_Number wsl_lua_conn_budget(const wsl_conn_t *c) {
@@ -765,12 +769,7 @@ lua_Number wsl_lua_conn_budget(const wsl_conn_t *c) {
 /* conn:_owned_at() -> when conn:_own last set the owner, in core.clock's
  * seconds; nil if it never did. */
 static int conn_owned_at(lua_State *L) {
-  lconn_t *lc = check_conn(L, 1);
-  if (lc->owned_at > 0)
-    lua_pushnumber(L, lc->owned_at);
-  else
-    lua_pushnil(L);
-  return 1;
+  return push_positive(L, check_conn(L, 1)->owned_at);
 }
 
 /* conn:_owner() -> what conn:_own set, or nil. */
